@@ -1,0 +1,270 @@
+internal import CRdKafka
+import Logging
+import Synchronization
+
+/// A group consumer. Blocking librdkafka calls run on two dedicated threads, never on
+/// the cooperative pool: one polls (and so runs rebalance callbacks), the other runs
+/// control calls (commit, seek, pause, offsets), so a revocation handler can commit
+/// while the poll thread waits for it.
+///
+/// Offsets are never committed automatically. Call ``close()`` before dropping the
+/// consumer: it leaves the group cleanly, giving the rebalance handler a last revoke.
+public final class KafkaConsumer: Sendable {
+    private enum Phase: Sendable { case open, closing, closed }
+
+    private let handle: KafkaHandle
+    private let context: ClientContext
+    private let coordinator: RebalanceCoordinator
+    private let pollThread = KafkaThread(name: "kafka-poll")
+    private let controlThread = KafkaThread(name: "kafka-control")
+    private let phase = Mutex(Phase.open)
+    private let logger: Logger
+    private let revocationTimeout: Duration
+
+    /// Creates a consumer; it joins the group on ``subscribe(_:)``.
+    /// - Throws: `KafkaError.configuration` naming a rejected property.
+    public init(
+        configuration: KafkaConsumerConfiguration, logger: Logger,
+        rebalanceHandler: KafkaRebalanceHandler? = nil
+    ) throws {
+        self.logger = logger
+        let properties = configuration.propertyList
+        coordinator = RebalanceCoordinator(
+            handler: rebalanceHandler, revocationTimeout: configuration.revocationTimeout,
+            cooperative: properties.value("partition.assignment.strategy")?.contains("cooperative-sticky") == true,
+            logger: logger)
+        revocationTimeout = configuration.revocationTimeout
+        context = ClientContext(logger: logger, rebalance: coordinator)
+        let pointer = try context.makeHandle(RD_KAFKA_CONSUMER, properties)
+        rd_kafka_poll_set_consumer(pointer)
+        handle = KafkaHandle(pointer: pointer)
+    }
+
+    deinit {
+        guard phase.withLock({ $0 }) != .closed else { return }
+        logger.warning("consumer dropped without close(); closing on deinit")
+        rd_kafka_consumer_close(handle.pointer)
+        rd_kafka_destroy(handle.pointer)
+        pollThread.stop()
+        controlThread.stop()
+    }
+
+    /// Runs `body` on `thread` if the consumer is in one of `phases`; the check and the
+    /// enqueue are atomic with ``close()``'s phase changes, so no job outlives the handle.
+    private func perform<T: Sendable>(
+        on thread: KafkaThread, in phases: [Phase] = [.open, .closing],
+        _ body: @escaping @Sendable (OpaquePointer) throws -> T
+    ) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let queued = phase.withLock { phase in
+                phases.contains(phase)
+                    && thread.execute { [self] in continuation.resume(with: Result { try body(handle.pointer) }) }
+            }
+            if !queued { continuation.resume(throwing: KafkaError.closed("consumer")) }
+        }
+    }
+
+    /// Joins the group and subscribes to `topics`.
+    /// - Throws: `KafkaError` when librdkafka rejects the subscription.
+    public func subscribe(_ topics: [String]) async throws {
+        guard !topics.isEmpty else { throw KafkaError.invalidArgument("subscribe needs at least one topic") }
+        try await perform(on: controlThread, in: [.open]) { handle in
+            let list = PartitionList(topics.map { TopicPartition(topic: $0, partition: -1) })
+            let err = rd_kafka_subscribe(handle, list.pointer)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError.librdkafka(KafkaResponseCode(err), context: "subscribe \(topics)")
+            }
+        }
+    }
+
+    /// Receives up to `maxMessages` messages, waiting at most `timeout` in all.
+    /// Rebalance handlers run during this call. Returns early once `maxMessages` arrived.
+    /// - Throws: `KafkaError` when the consumer is closed or hit a fatal error.
+    public func poll(maxMessages: Int, timeout: Duration) async throws -> [KafkaMessage] {
+        guard maxMessages > 0 else { throw KafkaError.invalidArgument("maxMessages must be > 0, got \(maxMessages)") }
+        return try await perform(on: pollThread, in: [.open]) { [context] handle in
+            try Self.pollBatch(handle, context: context, maxMessages: maxMessages, timeout: timeout)
+        }
+    }
+
+    private static func pollBatch(
+        _ handle: OpaquePointer, context: ClientContext, maxMessages: Int, timeout: Duration
+    ) throws -> [KafkaMessage] {
+        let deadline = ContinuousClock.now + timeout
+        var messages: [KafkaMessage] = []
+        messages.reserveCapacity(min(maxMessages, 4096))
+        while messages.count < maxMessages {
+            let remaining = (deadline - .now).clampedMilliseconds
+            guard let message = rd_kafka_consumer_poll(handle, remaining) else {
+                if remaining == 0 { break } else { continue }
+            }
+            defer { rd_kafka_message_destroy(message) }
+            let err = message.pointee.err
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                messages.append(KafkaMessage(message))
+            } else {
+                try handlePollError(handle, err, message, context: context)
+            }
+        }
+        if let fatal = context.fatalError { throw fatal }
+        return messages
+    }
+
+    private static func handlePollError(
+        _ handle: OpaquePointer, _ err: rd_kafka_resp_err_t, _ message: UnsafeMutablePointer<rd_kafka_message_t>,
+        context: ClientContext
+    ) throws {
+        if err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return }
+        if err == RD_KAFKA_RESP_ERR__FATAL {
+            context.recordFatal(handle)
+            throw context.fatalError ?? KafkaError.librdkafka(KafkaResponseCode(err), isFatal: true)
+        }
+        let detail = rd_kafka_message_errstr(message).map { String(cString: $0) } ?? ""
+        context.logger.warning("consumer error", metadata: ["code": "\(KafkaResponseCode(err).name)", "detail": "\(detail)"])
+    }
+
+    /// The partitions this consumer owns. Revoked partitions stay owned until the
+    /// rebalance handler returns.
+    public var assignment: Set<TopicPartition> { coordinator.assignment }
+
+    /// Commits `offsets` (each the offset of the *next* message to consume) synchronously.
+    /// Refuses, committing nothing, if any partition is not owned by this consumer.
+    /// - Throws: `KafkaError.notAssigned`, or `.librdkafka` with the broker's error for
+    ///   the request or for any single partition. A thrown commit is never partly reported as success.
+    public func commit(_ offsets: [TopicPartitionOffset]) async throws {
+        guard !offsets.isEmpty else { return }
+        try await perform(on: controlThread) { [coordinator] handle in
+            let owned = coordinator.assignment
+            let foreign = offsets.map(\.topicPartition).filter { !owned.contains($0) }
+            guard foreign.isEmpty else { throw KafkaError.notAssigned(foreign) }
+            let list = PartitionList(offsets)
+            let err = rd_kafka_commit(handle, list.pointer, 0)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError.librdkafka(KafkaResponseCode(err), context: "commit \(offsets)")
+            }
+            if let failed = list.elements.first(where: { $0.error != .noError }) {
+                throw KafkaError.librdkafka(failed.error, context: "commit \(failed.position)")
+            }
+        }
+    }
+
+    /// The group's committed offsets for `partitions`; `TopicPartitionOffset.invalidOffset` where none.
+    /// - Throws: `KafkaError` when the coordinator does not answer within `timeout`.
+    public func committed(_ partitions: [TopicPartition], timeout: Duration = .seconds(10)) async throws
+        -> [TopicPartitionOffset]
+    {
+        try await perform(on: controlThread) { handle in
+            let list = PartitionList(partitions)
+            let err = rd_kafka_committed(handle, list.pointer, timeout.clampedMilliseconds)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError.librdkafka(KafkaResponseCode(err), context: "committed offsets")
+            }
+            return list.elements.map(\.position)
+        }
+    }
+
+    /// The low and high watermarks of a partition, asked of its leader.
+    /// - Throws: `KafkaError` when the leader does not answer within `timeout`.
+    public func watermarks(of partition: TopicPartition, timeout: Duration = .seconds(10)) async throws
+        -> (low: Int64, high: Int64)
+    {
+        try await perform(on: controlThread) { handle in
+            var low: Int64 = 0
+            var high: Int64 = 0
+            let err = rd_kafka_query_watermark_offsets(
+                handle, partition.topic, Int32(partition.partition), &low, &high, timeout.clampedMilliseconds)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError.librdkafka(KafkaResponseCode(err), context: "watermarks of \(partition)")
+            }
+            return (low, high)
+        }
+    }
+
+    /// Stops fetching from `partitions` (owned ones) until ``resume(_:)``.
+    /// - Throws: `KafkaError.notAssigned` or librdkafka's per-partition error.
+    public func pause(_ partitions: [TopicPartition]) async throws {
+        try await setPaused(partitions, paused: true)
+    }
+
+    /// Resumes fetching from `partitions`.
+    /// - Throws: `KafkaError.notAssigned` or librdkafka's per-partition error.
+    public func resume(_ partitions: [TopicPartition]) async throws {
+        try await setPaused(partitions, paused: false)
+    }
+
+    private func setPaused(_ partitions: [TopicPartition], paused: Bool) async throws {
+        guard !partitions.isEmpty else { return }
+        try await perform(on: controlThread) { [coordinator] handle in
+            try Self.requireOwned(partitions, coordinator)
+            let list = PartitionList(partitions)
+            let err = paused ? rd_kafka_pause_partitions(handle, list.pointer) : rd_kafka_resume_partitions(handle, list.pointer)
+            let failure = err != RD_KAFKA_RESP_ERR_NO_ERROR
+                ? KafkaResponseCode(err) : list.elements.first { $0.error != .noError }?.error
+            if let failure { throw KafkaError.librdkafka(failure, context: paused ? "pause" : "resume") }
+        }
+    }
+
+    /// Moves the fetch position of owned partitions, so the next poll reads from `positions`.
+    /// - Throws: `KafkaError.notAssigned` or librdkafka's error.
+    public func seek(_ positions: [TopicPartitionOffset], timeout: Duration = .seconds(10)) async throws {
+        guard !positions.isEmpty else { return }
+        try await perform(on: controlThread) { [coordinator] handle in
+            try Self.requireOwned(positions.map(\.topicPartition), coordinator)
+            let list = PartitionList(positions)
+            if let error = rd_kafka_seek_partitions(handle, list.pointer, timeout.clampedMilliseconds) {
+                throw KafkaError.consuming(error, context: "seek")
+            }
+            if let failed = list.elements.first(where: { $0.error != .noError }) {
+                throw KafkaError.librdkafka(failed.error, context: "seek \(failed.position)")
+            }
+        }
+    }
+
+    private static func requireOwned(_ partitions: [TopicPartition], _ coordinator: RebalanceCoordinator) throws {
+        let owned = coordinator.assignment
+        let foreign = partitions.filter { !owned.contains($0) }
+        guard foreign.isEmpty else { throw KafkaError.notAssigned(foreign) }
+    }
+
+    /// Leaves the group cleanly: the rebalance handler gets a last `revoked` (and may
+    /// commit), then the client is destroyed. Safe to call more than once.
+    /// - Throws: `KafkaError` when librdkafka reports an error while closing.
+    public func close() async throws {
+        guard phase.withLock({ phase in
+            guard phase == .open else { return false }
+            phase = .closing
+            return true
+        }) else { return }
+        let closeError: KafkaError? = try await perform(on: pollThread, in: [.closing]) {
+            [coordinator, revocationTimeout] handle in
+            Self.releaseAssignment(handle, coordinator, within: revocationTimeout + .seconds(5))
+            let err = rd_kafka_consumer_close(handle)
+            return err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError.librdkafka(KafkaResponseCode(err), context: "close")
+        }
+        try await drainAndDestroy()
+        if let closeError { throw closeError }
+    }
+
+    /// Unsubscribes and polls until the revoke has run, so `rd_kafka_consumer_close`
+    /// finds nothing to unassign: librdkafka 2.0 can hang when a close has to run an
+    /// (incremental) unassign in the rebalance callback (librdkafka issues #4527, #4884).
+    /// Messages fetched meanwhile are dropped uncommitted, so they are read again.
+    private static func releaseAssignment(
+        _ handle: OpaquePointer, _ coordinator: RebalanceCoordinator, within limit: Duration
+    ) {
+        rd_kafka_unsubscribe(handle)
+        let deadline = ContinuousClock.now + limit
+        while !coordinator.assignment.isEmpty && ContinuousClock.now < deadline {
+            if let message = rd_kafka_consumer_poll(handle, 50) { rd_kafka_message_destroy(message) }
+        }
+    }
+
+    /// Lets queued control calls finish, then destroys the handle on the poll thread.
+    private func drainAndDestroy() async throws {
+        phase.withLock { $0 = .closed }
+        try await controlThread.run("consumer") {}
+        controlThread.stop()
+        try await pollThread.run("consumer") { [handle] in rd_kafka_destroy(handle.pointer) }
+        pollThread.stop()
+    }
+}

@@ -1,0 +1,100 @@
+internal import CRdKafka
+import Dispatch
+import Logging
+import Synchronization
+
+/// Handles librdkafka's rebalance callback: keeps the set of owned partitions, applies
+/// eager or cooperative (incremental) assignment, and lets the Swift handler run to
+/// completion before revoked partitions are released.
+final class RebalanceCoordinator: Sendable {
+    private let handler: KafkaRebalanceHandler?
+    private let revocationTimeout: Duration
+    private let cooperative: Bool
+    private let logger: Logger
+    private let owned = Mutex<Set<TopicPartition>>([])
+
+    /// `cooperative` comes from the configured strategy: asking librdkafka with
+    /// `rd_kafka_rebalance_protocol` inside the callback can hang after close (librdkafka #4041).
+    init(handler: KafkaRebalanceHandler?, revocationTimeout: Duration, cooperative: Bool, logger: Logger) {
+        self.handler = handler
+        self.revocationTimeout = revocationTimeout
+        self.cooperative = cooperative
+        self.logger = logger
+    }
+
+    /// The partitions this consumer owns right now (revoked ones until their handler returns).
+    var assignment: Set<TopicPartition> { owned.withLock { $0 } }
+
+    func install(on conf: OpaquePointer) {
+        rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
+    }
+
+    /// Runs on the thread that polls (or closes) the consumer.
+    func rebalance(
+        _ handle: OpaquePointer, _ err: rd_kafka_resp_err_t,
+        _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>
+    ) {
+        let partitions = PartitionList.partitions(of: list)
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            apply(handle, list, assign: true, cooperative: cooperative)
+            owned.withLock { $0.formUnion(partitions) }
+            notify(.assigned(partitions))
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            if rd_kafka_assignment_lost(handle) != 0 {
+                owned.withLock { $0.subtract(partitions) }
+                notify(.lost(partitions))
+            } else {
+                notify(.revoked(partitions))
+                owned.withLock { $0.subtract(partitions) }
+            }
+            apply(handle, list, assign: false, cooperative: cooperative)
+        default:
+            logger.error("rebalance error", metadata: ["code": "\(KafkaResponseCode(err).name)"])
+            owned.withLock { $0.removeAll() }
+            rd_kafka_assign(handle, nil)
+        }
+    }
+
+    private func apply(
+        _ handle: OpaquePointer, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>,
+        assign: Bool, cooperative: Bool
+    ) {
+        if cooperative {
+            let error = assign ? rd_kafka_incremental_assign(handle, list) : rd_kafka_incremental_unassign(handle, list)
+            if let error {
+                logger.error("incremental assignment failed", metadata: ["error": "\(KafkaError.consuming(error, context: "assign"))"])
+            }
+        } else {
+            let err = rd_kafka_assign(handle, assign ? list : nil)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                logger.error("assignment failed", metadata: ["code": "\(KafkaResponseCode(err).name)"])
+            }
+        }
+    }
+
+    /// Runs the handler and waits for it, at most `revocationTimeout`. Blocking is right
+    /// here: this is a dedicated Kafka thread, and librdkafka must not proceed with the
+    /// rebalance until the application has finished with the partitions.
+    private func notify(_ event: KafkaRebalanceEvent) {
+        logger.info("rebalance", metadata: ["event": "\(event)"])
+        guard let handler else { return }
+        let done = DispatchSemaphore(value: 0)
+        // The one bridge from a C callback into async code; it ends when the handler does.
+        Task {
+            await handler(event)
+            done.signal()
+        }
+        let nanos = UInt64(max(0, revocationTimeout.clampedMilliseconds)) * 1_000_000
+        if done.wait(timeout: .now() + .nanoseconds(Int(nanos))) == .timedOut {
+            logger.warning("rebalance handler did not finish in time; proceeding", metadata: ["event": "\(event)"])
+        }
+    }
+}
+
+private let rebalanceCallback: @convention(c) (
+    OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
+) -> Void = { handle, err, list, opaque in
+    guard let handle, let list, let coordinator = ClientContext.from(opaque)?.rebalance else { return }
+    coordinator.rebalance(handle, err, list)
+}
