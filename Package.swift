@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "regen", targets: ["regen"]),
         .library(name: "RdKafka", targets: ["RdKafka"]),
+        .library(name: "Orchestration", targets: ["Orchestration"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -31,6 +32,11 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        .target(
+            name: "Orchestration",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "regen",
             dependencies: [
@@ -43,6 +49,11 @@ let package = Package(
         .testTarget(
             name: "RdKafkaTests",
             dependencies: ["RdKafka"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "OrchestrationTests",
+            dependencies: ["Orchestration"],
             swiftSettings: strictSwift
         ),
     ]

@@ -1,0 +1,164 @@
+import Logging
+import Synchronization
+
+/// Runs a plan: at most `concurrency` key runs at once; each record with rate limiting,
+/// the breaker's permission, a per-attempt deadline and retries; failures for good into
+/// the dead-letter sink. Collects every record's outcome.
+struct CycleDispatcher: Sendable {
+    let processor: any EventProcessor
+    let deadLetters: any DeadLetterSink
+    let breaker: CircuitBreaker
+    let limiter: RateLimiter
+    let retry: RetryPolicy
+    let eventTimeout: Duration
+    let environment: OrchestrationEnvironment
+    let logger: Logger
+    let executionID: String
+
+    struct Report {
+        var results: [RecordResult]
+        var peakParallelism: Int
+        var saturated: Bool
+    }
+
+    func dispatch(_ plan: CyclePlan, concurrency: Int) async -> Report {
+        let gauge = InFlightGauge()
+        var results: [RecordResult] = []
+        results.reserveCapacity(plan.recordCount)
+        var saturated = false
+        await withTaskGroup(of: [RecordResult].self) { group in
+            var inFlight = 0
+            for run in plan.runs {
+                if inFlight >= concurrency, let finished = await group.next() {
+                    results += finished
+                    inFlight -= 1
+                    saturated = true
+                }
+                group.addTask { await gauge.tracking { await execute(run) } }
+                inFlight += 1
+            }
+            for await finished in group { results += finished }
+        }
+        return Report(results: results, peakParallelism: gauge.peak, saturated: saturated)
+    }
+
+    /// One key's records in order. Once one is not done, the rest wait for redelivery
+    /// too, so a key never runs out of order.
+    private func execute(_ run: KeyRun) async -> [RecordResult] {
+        var results: [RecordResult] = []
+        results.reserveCapacity(run.records.count)
+        for planned in run.records {
+            if let last = results.last, !last.outcome.isDone {
+                results.append(
+                    RecordResult(
+                        position: planned.record.position, outcome: .notDone(.blockedByEarlier, processingFailed: false),
+                        attempts: 0, timeouts: 0))
+                continue
+            }
+            switch planned {
+            case .valid(let record, let event):
+                results.append(await process(record, event, key: run.key))
+            case .invalid(let record, let problem):
+                let outcome = await deadLetter(record, reason: "invalid event: \(problem)", attempts: 0, invalidInput: true)
+                results.append(RecordResult(position: record.position, outcome: outcome, attempts: 0, timeouts: 0))
+            }
+        }
+        return results
+    }
+
+    /// Attempts one event until it succeeds, fails for good, or may not go on.
+    private func process(_ record: CycleRecord, _ event: ChangeEvent, key: String) async -> RecordResult {
+        var attempt = 0
+        var timeouts = 0
+        func result(_ outcome: RecordOutcome) -> RecordResult {
+            RecordResult(position: record.position, outcome: outcome, attempts: attempt, timeouts: timeouts)
+        }
+        while true {
+            guard !Task.isCancelled, (try? await limiter.acquire()) != nil else {
+                return result(.notDone(.cancelled, processingFailed: false))
+            }
+            let permit = breaker.acquire()
+            guard permit != .rejected else { return result(.notDone(.breakerOpen, processingFailed: false)) }
+            attempt += 1
+            let context = EventContext(
+                position: record.position, key: key, attempt: attempt, traceparent: record.header("traceparent"),
+                executionID: executionID)
+            let failure: ProcessingError
+            switch await attemptOnce(event, context) {
+            case .success(let report):
+                breaker.record(success: true, permit: permit)
+                return result(.succeeded(report))
+            case .failure(let error) where Task.isCancelled:
+                breaker.abandon(permit)
+                logger.debug("attempt cancelled", metadata: ["position": "\(record.position)", "error": "\(error)"])
+                return result(.notDone(.cancelled, processingFailed: false))
+            case .failure(let error):
+                if error is AttemptTimedOut { timeouts += 1 }
+                failure = classify(error)
+            }
+            breaker.record(success: false, permit: permit)
+            if failure.kind == .permanent || attempt >= retry.maxAttempts {
+                let reason = "processing failed after \(attempt) attempt(s): \(failure)"
+                return result(await deadLetter(record, reason: reason, attempts: attempt, invalidInput: false))
+            }
+            guard (try? await backoff(after: attempt)) != nil else {
+                return result(.notDone(.cancelled, processingFailed: false))
+            }
+        }
+    }
+
+    private func attemptOnce(_ event: ChangeEvent, _ context: EventContext) async -> Result<ProcessingReport, any Error> {
+        do {
+            return .success(try await withDeadline(eventTimeout, clock: environment.clock) { [processor] in
+                try await processor.process(event, context: context)
+            })
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func classify(_ error: any Error) -> ProcessingError {
+        switch error {
+        case let error as ProcessingError: error
+        case is AttemptTimedOut: .retriable("timed out after \(eventTimeout)")
+        default: .retriable(String(describing: error))
+        }
+    }
+
+    /// Full jitter: a uniform wait between zero and the policy's ceiling for this attempt.
+    private func backoff(after attempt: Int) async throws {
+        let ceiling = retry.ceiling(afterAttempt: attempt)
+        let wait = ceiling * environment.random()
+        if wait > .zero { try await environment.clock.sleep(for: wait) }
+    }
+
+    private func deadLetter(_ record: CycleRecord, reason: String, attempts: Int, invalidInput: Bool) async -> RecordOutcome {
+        do {
+            try await deadLetters.deadLetter(
+                DeadLetter(record: record, reason: reason, attempts: attempts, invalidInput: invalidInput))
+            logger.warning("dead-lettered", metadata: ["position": "\(record.position)", "reason": "\(reason)"])
+            return .deadLettered(invalidInput: invalidInput)
+        } catch {
+            logger.error(
+                "dead letter not stored; record left for redelivery",
+                metadata: ["position": "\(record.position)", "error": "\(error)"])
+            return .notDone(.deadLetterFailed, processingFailed: !invalidInput)
+        }
+    }
+}
+
+/// Counts key runs in flight and remembers the peak.
+final class InFlightGauge: Sendable {
+    private let counts = Mutex<(current: Int, peak: Int)>((0, 0))
+
+    var peak: Int { counts.withLock { $0.peak } }
+
+    func tracking<T: Sendable>(_ body: () async -> T) async -> T {
+        counts.withLock { c in
+            c.current += 1
+            c.peak = max(c.peak, c.current)
+        }
+        defer { counts.withLock { $0.current -= 1 } }
+        return await body()
+    }
+}

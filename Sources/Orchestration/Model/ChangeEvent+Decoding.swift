@@ -1,0 +1,92 @@
+import Foundation
+
+/// Why a record is not a valid change event; the message names the field at fault.
+public struct InvalidChangeEvent: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The field at fault (a dotted path such as `properties.size`), or nil for the whole record.
+    public let field: String?
+    /// What is wrong, in words fit for a dead-letter header.
+    public let reason: String
+
+    /// Creates an invalid-event error.
+    public init(field: String?, reason: String) {
+        self.field = field
+        self.reason = reason
+    }
+
+    public var description: String { field.map { "field '\($0)': \(reason)" } ?? reason }
+}
+
+extension ChangeEvent {
+    /// The largest record accepted; larger ones are rejected before parsing.
+    public static let defaultMaxBytes = 1 << 20
+
+    /// Decodes and validates a change event from its JSON bytes.
+    /// - Throws: `InvalidChangeEvent` naming the field: missing, of the wrong type,
+    ///   an unknown `change_type`, a bad timestamp, an empty id or subject, an edge change
+    ///   without predicate/object, not JSON, or larger than `maxBytes`.
+    public static func decode(_ bytes: [UInt8]?, maxBytes: Int = defaultMaxBytes) throws(InvalidChangeEvent) -> ChangeEvent {
+        guard let bytes, !bytes.isEmpty else { throw InvalidChangeEvent(field: nil, reason: "empty record (no value)") }
+        guard bytes.count <= maxBytes else {
+            throw InvalidChangeEvent(field: nil, reason: "record of \(bytes.count) bytes exceeds the limit of \(maxBytes)")
+        }
+        let event: ChangeEvent
+        do {
+            event = try JSONDecoder().decode(ChangeEvent.self, from: Data(bytes))
+        } catch let error as DecodingError {
+            throw describe(error)
+        } catch {
+            throw InvalidChangeEvent(field: nil, reason: "\(error)")
+        }
+        try event.validate()
+        return event
+    }
+
+    /// Checks what the type system cannot.
+    /// - Throws: `InvalidChangeEvent` naming the field.
+    public func validate() throws(InvalidChangeEvent) {
+        if id.isEmpty { throw InvalidChangeEvent(field: "id", reason: "must not be empty") }
+        if subject.isEmpty { throw InvalidChangeEvent(field: "subject", reason: "must not be empty") }
+        if changeType.isEdgeChange {
+            if predicate?.isEmpty ?? true {
+                throw InvalidChangeEvent(field: "predicate", reason: "required for \(changeType.rawValue)")
+            }
+            if object?.isEmpty ?? true {
+                throw InvalidChangeEvent(field: "object", reason: "required for \(changeType.rawValue)")
+            }
+        }
+    }
+
+    private static func describe(_ error: DecodingError) -> InvalidChangeEvent {
+        switch error {
+        case .keyNotFound(let key, let context):
+            return InvalidChangeEvent(field: path(context.codingPath + [key]), reason: "missing")
+        case .typeMismatch(let type, let context):
+            return InvalidChangeEvent(field: path(context.codingPath), reason: "expected \(typeName(type))")
+        case .valueNotFound(let type, let context):
+            return InvalidChangeEvent(field: path(context.codingPath), reason: "null where \(typeName(type)) is required")
+        case .dataCorrupted(let context):
+            let field = context.codingPath.isEmpty ? nil : path(context.codingPath)
+            let reason = field == nil ? "not valid JSON: \(underlying(context))" : context.debugDescription
+            return InvalidChangeEvent(field: field, reason: reason)
+        @unknown default:
+            return InvalidChangeEvent(field: nil, reason: "\(error)")
+        }
+    }
+
+    private static func path(_ keys: [any CodingKey]) -> String {
+        keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            .replacingOccurrences(of: ".[", with: "[")
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        let name = "\(type)"
+        if type == String.self { return "a string" }
+        if name.hasPrefix("Dictionary<") { return "an object" }
+        if name.hasPrefix("Array<") { return "an array" }
+        return name
+    }
+
+    private static func underlying(_ context: DecodingError.Context) -> String {
+        (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String ?? context.debugDescription
+    }
+}

@@ -1,0 +1,65 @@
+/// What a processor reports for one event.
+public struct ProcessingReport: Sendable, Hashable, Codable {
+    /// Regenerations this event triggered.
+    public var regenerations: Int
+    /// Deployments this event completed.
+    public var deployments: Int
+
+    /// Creates a report.
+    public init(regenerations: Int = 0, deployments: Int = 0) {
+        self.regenerations = regenerations
+        self.deployments = deployments
+    }
+
+    /// Nothing regenerated or deployed.
+    public static let none = ProcessingReport()
+}
+
+/// Where an event came from and which attempt this is.
+public struct EventContext: Sendable, Hashable {
+    /// The record's position in its partition.
+    public var position: SourcePosition
+    /// The ordering key (record key, or the subject when the record has none).
+    public var key: String
+    /// 1 for the first attempt.
+    public var attempt: Int
+    /// The W3C `traceparent` header, if the record carried one.
+    public var traceparent: String?
+    /// The cycle this event belongs to.
+    public var executionID: String
+}
+
+/// Does the work for one change event: the seed's RegenerationEngine role. Events of one
+/// key are given in offset order, one at a time; different keys run concurrently.
+///
+/// Throw a ``ProcessingError`` to say whether a failure is worth retrying; any other
+/// error counts as retriable. Honour task cancellation: it is how timeouts and shutdown
+/// stop an attempt.
+public protocol EventProcessor: Sendable {
+    /// Processes one event.
+    /// - Throws: ``ProcessingError`` (retriable or permanent), or any error (retriable).
+    func process(_ event: ChangeEvent, context: EventContext) async throws -> ProcessingReport
+}
+
+/// A processing failure classified for the retry policy.
+public struct ProcessingError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Whether trying again may help.
+    public enum Kind: String, Sendable, Hashable, Codable {
+        /// Transient: retried with backoff up to `retry.maxAttempts`.
+        case retriable
+        /// Will fail again: dead-lettered at once.
+        case permanent
+    }
+
+    /// The classification.
+    public var kind: Kind
+    /// What went wrong.
+    public var message: String
+
+    /// A failure worth retrying.
+    public static func retriable(_ message: String) -> ProcessingError { ProcessingError(kind: .retriable, message: message) }
+    /// A failure that will not go away.
+    public static func permanent(_ message: String) -> ProcessingError { ProcessingError(kind: .permanent, message: message) }
+
+    public var description: String { "\(kind.rawValue): \(message)" }
+}

@@ -1,0 +1,33 @@
+/// Receives telemetry. Emitting must not fail the caller: a sink buffers, retries or
+/// counts what it drops.
+public protocol TelemetrySink: Sendable {
+    /// Publishes one event.
+    func emit(_ event: TelemetryEvent) async
+}
+
+/// A record that could not be processed, with why.
+public struct DeadLetter: Sendable, Hashable {
+    /// The original record (key, value, headers, position).
+    public var record: CycleRecord
+    /// Why it is dead.
+    public var reason: String
+    /// Processing attempts made (0 for invalid input).
+    public var attempts: Int
+    /// Whether it was invalid input rather than a processing failure.
+    public var invalidInput: Bool
+
+    /// Creates a dead letter.
+    public init(record: CycleRecord, reason: String, attempts: Int, invalidInput: Bool) {
+        self.record = record
+        self.reason = reason
+        self.attempts = attempts
+        self.invalidInput = invalidInput
+    }
+}
+
+/// Stores dead letters durably. A record counts as done only once `deadLetter` returned.
+public protocol DeadLetterSink: Sendable {
+    /// Stores the dead letter and returns once it is acknowledged.
+    /// - Throws: when it was not stored; the record then stays not done and is read again.
+    func deadLetter(_ letter: DeadLetter) async throws
+}
