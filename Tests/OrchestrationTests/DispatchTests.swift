@@ -1,0 +1,98 @@
+import Orchestration
+import Synchronization
+import Testing
+
+@Suite("Parallel dispatch")
+struct DispatchTests {
+    @Test("Parallelism reaches the limit and never exceeds it", arguments: [1, 3, 8])
+    func parallelismBounded(limit: Int) async throws {
+        let probe = ProcessorProbe()
+        let harness = try await Harness(
+            config: Fixtures.config(concurrency: limit),
+            environment: Fixtures.environment(clock: SystemClock()),
+            processor: ClosureProcessor { _, context in
+                probe.enter(context)
+                defer { probe.leave() }
+                // The first wave waits (2 s at most) for the whole wave, so reaching the
+                // limit does not depend on timing; going past it would still show.
+                let end = ContinuousClock.now + .seconds(2)
+                while probe.seen.count <= limit && probe.peak < limit && ContinuousClock.now < end {
+                    try await Task.sleep(for: .milliseconds(1))
+                }
+                try await Task.sleep(for: .milliseconds(2))
+                return .none
+            })
+        let result = try await harness.orchestrator.executeCycle(Fixtures.cycle(count: 120, keys: 40))
+        #expect(probe.peak == limit)
+        #expect(result.execution.parallelism == limit)
+        #expect(result.execution.tasksSucceeded == 120)
+        #expect(result.execution.saturated == (limit < 40))
+        await harness.orchestrator.stop()
+    }
+
+    @Test("Events of one key run one after another in offset order")
+    func perKeyOrder() async throws {
+        let probe = ProcessorProbe()
+        let harness = try await Harness(
+            config: Fixtures.config(concurrency: 8), environment: Fixtures.environment(clock: SystemClock()),
+            processor: ClosureProcessor { _, context in
+                probe.enter(context)
+                defer { probe.leave() }
+                if context.position.offset % 3 == 0 { try await Task.sleep(for: .milliseconds(1)) }
+                return .none
+            })
+        _ = try await harness.orchestrator.executeCycle(Fixtures.cycle(count: 1000, partitions: 4, keys: 20))
+        let byKey = Dictionary(grouping: probe.seen, by: \.key)
+        #expect(byKey.count == 20)
+        for (key, contexts) in byKey {
+            let offsets = contexts.map(\.position.offset)
+            #expect(offsets == offsets.sorted(), "key \(key) ran out of order")
+            #expect(Set(contexts.map(\.position.partition)).count == 1)
+        }
+        await harness.orchestrator.stop()
+    }
+
+    @Test("Higher priority keys go first, then earlier offsets")
+    func priorityOrder() async throws {
+        let probe = ProcessorProbe()
+        let harness = try await Harness(
+            config: Fixtures.config(concurrency: 1),
+            processor: ClosureProcessor { _, context in
+                probe.enter(context)
+                probe.leave()
+                return .none
+            })
+        let records = [
+            Fixtures.record(offset: 0, subject: "a"), Fixtures.record(offset: 1, subject: "b", priority: 5),
+            Fixtures.record(offset: 2, subject: "c", priority: 1), Fixtures.record(offset: 3, subject: "d", priority: 5),
+            Fixtures.record(offset: 4, subject: "a", priority: 9),
+        ]
+        _ = try await harness.orchestrator.executeCycle(Cycle(records: records))
+        // "a" carries priority 9 (its highest); its two events stay in offset order.
+        #expect(probe.seen.map(\.key) == ["a", "a", "b", "d", "c"])
+        #expect(probe.seen.map(\.position.offset) == [0, 4, 1, 3, 2])
+        await harness.orchestrator.stop()
+    }
+
+    @Test("10,000 events in one cycle: all processed, every partition committable to its end")
+    func tenThousandEvents() async throws {
+        let count = Mutex(0)
+        let harness = try await Harness(
+            config: Fixtures.config(concurrency: 16),
+            processor: ClosureProcessor { _, _ in
+                count.withLock { $0 += 1 }
+                return ProcessingReport(regenerations: 1, deployments: 1)
+            })
+        let cycle = Fixtures.cycle(count: 10_000, partitions: 8, keys: 1000)
+        let result = try await harness.orchestrator.executeCycle(cycle)
+        #expect(count.withLock { $0 } == 10_000)
+        #expect(result.execution.tasksSucceeded == 10_000)
+        #expect(result.partitions.count == 8)
+        for progress in result.partitions {
+            #expect(progress.commitOffset == 1250 && progress.firstNotDone == nil)
+        }
+        let stats = harness.orchestrator.stats()
+        #expect(stats.eventsProcessed == 10_000 && stats.regenerationsTriggered == 10_000 && stats.deploymentsCompleted == 10_000)
+        await harness.orchestrator.stop()
+    }
+}

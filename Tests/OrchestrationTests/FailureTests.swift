@@ -1,0 +1,122 @@
+import Orchestration
+import Synchronization
+import Testing
+
+@Suite("Failures, retries and dead letters")
+struct FailureTests {
+    @Test("Retriable failures are retried with full-jitter backoff, then succeed")
+    func retriesThenSuccess() async throws {
+        let clock = FastForwardClock()
+        let attempts = Mutex(0)
+        let harness = try await Harness(
+            config: Fixtures.config(maxAttempts: 5), environment: Fixtures.environment(clock: clock, random: 0.5),
+            processor: ClosureProcessor { _, context in
+                attempts.withLock { $0 += 1 }
+                if context.attempt < 3 { throw ProcessingError.retriable("downstream busy") }
+                return .none
+            })
+        let result = try await harness.orchestrator.executeCycle(Cycle(records: [Fixtures.record(offset: 0, subject: "a")]))
+        #expect(result.execution.tasksSucceeded == 1 && result.execution.retries == 2)
+        #expect(attempts.withLock { $0 } == 3)
+        // Ceilings 100 ms then 200 ms; jitter 0.5 takes half of each.
+        #expect(clock.sleeps == [.milliseconds(50), .milliseconds(100)])
+        #expect(harness.deadLetters.all.isEmpty)
+        await harness.orchestrator.stop()
+    }
+
+    @Test("Backoff ceilings grow exponentially up to the cap")
+    func backoffCeilings() {
+        let policy = RetryPolicy(maxAttempts: 10, initialBackoffMs: 100, maxBackoffMs: 1000, multiplier: 2)
+        #expect((1...6).map { policy.ceiling(afterAttempt: $0) } == [100, 200, 400, 800, 1000, 1000].map { .milliseconds($0) })
+    }
+
+    @Test("Exhausted retries go to the dead-letter sink with attempts and reason; the record is done")
+    func retriesExhausted() async throws {
+        let harness = try await Harness(
+            config: Fixtures.config(maxAttempts: 3),
+            processor: ClosureProcessor { _, _ in throw ProcessingError.retriable("still broken") })
+        let result = try await harness.orchestrator.executeCycle(Cycle(records: [Fixtures.record(offset: 7, subject: "a")]))
+        let letter = try #require(harness.deadLetters.all.first)
+        #expect(letter.attempts == 3 && !letter.invalidInput)
+        #expect(letter.reason.contains("still broken") && letter.reason.contains("3 attempt"))
+        #expect(letter.record.position.offset == 7)
+        #expect(result.execution.deadLettered == 1 && result.execution.tasksFailed == 1 && result.execution.retries == 2)
+        #expect(result.partitions.first?.commitOffset == 8)
+        await harness.orchestrator.stop()
+    }
+
+    @Test("A permanent error goes to the dead-letter sink without retry")
+    func permanentNoRetry() async throws {
+        let attempts = Mutex(0)
+        let harness = try await Harness(
+            config: Fixtures.config(maxAttempts: 5),
+            processor: ClosureProcessor { _, _ in
+                attempts.withLock { $0 += 1 }
+                throw ProcessingError.permanent("template references a missing node")
+            })
+        _ = try await harness.orchestrator.executeCycle(Cycle(records: [Fixtures.record(offset: 0, subject: "a")]))
+        #expect(attempts.withLock { $0 } == 1)
+        #expect(harness.deadLetters.all.first?.attempts == 1)
+        await harness.orchestrator.stop()
+    }
+
+    @Test("An attempt past its deadline is cancelled, counted as a timeout and retried")
+    func timeouts() async throws {
+        let harness = try await Harness(
+            config: Fixtures.config(maxAttempts: 2, eventTimeoutMs: 50),
+            environment: Fixtures.environment(clock: SystemClock(), random: 0),
+            processor: ClosureProcessor { event, _ in
+                if event.subject == "slow" { try await Task.sleep(for: .seconds(3600)) }
+                return .none
+            })
+        let records = [Fixtures.record(offset: 0, subject: "slow"), Fixtures.record(offset: 1, subject: "fast")]
+        let result = try await harness.orchestrator.executeCycle(Cycle(records: records))
+        #expect(result.execution.timeouts == 2 && result.execution.tasksSucceeded == 1 && result.execution.deadLettered == 1)
+        #expect(harness.deadLetters.all.first?.reason.contains("timed out") == true)
+        #expect(harness.orchestrator.stats().timeouts == 2)
+        await harness.orchestrator.stop()
+    }
+
+    @Test("Invalid input goes to the dead-letter sink with the reason, without reaching the processor")
+    func invalidInput() async throws {
+        let probe = ProcessorProbe()
+        let harness = try await Harness(processor: ClosureProcessor { _, context in
+            probe.enter(context)
+            probe.leave()
+            return .none
+        })
+        let records = [
+            Fixtures.record(offset: 0, subject: "a"),
+            Fixtures.record(offset: 1, subject: "b", value: Array("{not json".utf8)),
+            Fixtures.record(offset: 2, subject: "c", value: Array(#"{"id":"x","change_type":"node_exploded","timestamp":"2025-10-10T12:00:00Z","subject":"c","source":"t"}"#.utf8)),
+            Fixtures.record(offset: 3, subject: "a"),
+        ]
+        let result = try await harness.orchestrator.executeCycle(Cycle(records: records))
+        #expect(probe.seen.map(\.position.offset) == [0, 3])
+        let reasons = harness.deadLetters.all.sorted { $0.record.position.offset < $1.record.position.offset }.map(\.reason)
+        #expect(reasons.count == 2)
+        #expect(reasons.first?.contains("not valid JSON") == true)
+        #expect(reasons.last?.contains("change_type") == true && reasons.last?.contains("node_exploded") == true)
+        #expect(result.execution.invalidInput == 2 && result.execution.tasksFailed == 0)
+        #expect(result.partitions.first?.commitOffset == 4)
+        await harness.orchestrator.stop()
+    }
+
+    @Test("When the dead letter cannot be stored the record is not done, nor are later records of its key")
+    func deadLetterFailureBlocks() async throws {
+        let harness = try await Harness(
+            config: Fixtures.config(maxAttempts: 1),
+            processor: ClosureProcessor { event, context in
+                if context.position.offset == 1 { throw ProcessingError.permanent("bad") }
+                return .none
+            })
+        harness.deadLetters.failing = true
+        let records = (0..<5).map { Fixtures.record(offset: Int64($0), subject: $0 == 3 ? "other" : "k") }
+        let result = try await harness.orchestrator.executeCycle(Cycle(records: records))
+        let progress = try #require(result.partitions.first)
+        #expect(progress.doneOffsets == [0, 3])
+        #expect(progress.commitOffset == 1 && progress.firstNotDone == 1)
+        #expect(result.execution.notDone == 3 && result.execution.tasksFailed == 1)
+        await harness.orchestrator.stop()
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import Orchestration
+import Testing
+
+@Suite("Configuration and wire formats")
+struct ModelTests {
+    @Test("Impossible configuration is rejected naming field, value and what is allowed")
+    func invalidConfiguration() {
+        var config = OrchestratorConfig(concurrency: 0, eventTimeoutMs: -5)
+        config.adaptive = AdaptivePolicy(minConcurrency: 8, maxConcurrency: 2)
+        config.retry.multiplier = 0.5
+        let error = #expect(throws: ConfigurationErrors.self) { try config.validate() }
+        let fields = Set(error?.errors.map(\.field) ?? [])
+        #expect(fields.isSuperset(of: ["concurrency", "eventTimeoutMs", "adaptive.maxConcurrency", "retry.multiplier"]))
+        let concurrency = error?.errors.first { $0.field == "concurrency" }
+        #expect(concurrency?.value == "0" && concurrency?.allowed == "an integer >= 1")
+        #expect(error?.description.contains("adaptive.maxConcurrency = 2 is not allowed: must be >= adaptive.minConcurrency (8)") == true)
+        #expect(throws: ConfigurationErrors.self) {
+            try RegenerationOrchestrator(
+                config: config, processor: ClosureProcessor { _, _ in .none }, telemetry: RecordingTelemetry(),
+                deadLetters: RecordingDeadLetters())
+        }
+    }
+
+    @Test("Defaults follow the seed; a partial file keeps the rest at their defaults")
+    func defaultsAndPartialDecoding() throws {
+        let defaults = OrchestratorConfig()
+        #expect(defaults.autonomous && defaults.adaptiveOptimization)
+        #expect(defaults.concurrency == ProcessInfo.processInfo.activeProcessorCount)
+        #expect(defaults.targetCycleMs == 30_000 && defaults.healthCheckIntervalSecs == 60)
+        try defaults.validate()
+        let json = #"{"concurrency": 3, "retry": {"maxAttempts": 9}, "cycle": {"maxEvents": 500}}"#
+        let decoded = try JSONDecoder().decode(OrchestratorConfig.self, from: Data(json.utf8))
+        #expect(decoded.concurrency == 3 && decoded.retry.maxAttempts == 9 && decoded.retry.initialBackoffMs == 100)
+        #expect(decoded.cycle.maxEvents == 500 && decoded.cycle.maxWaitMs == 1000 && decoded.targetCycleMs == 30_000)
+        let roundTrip = try JSONDecoder().decode(OrchestratorConfig.self, from: JSONEncoder().encode(decoded))
+        #expect(roundTrip == decoded)
+    }
+
+    @Test(
+        "Bad change events are rejected naming the field",
+        arguments: [
+            (#"{"change_type":"node_added","timestamp":"2025-10-10T12:00:00Z","subject":"s"}"#, "id", "missing"),
+            (#"{"id":7,"change_type":"node_added","timestamp":"2025-10-10T12:00:00Z","subject":"s"}"#, "id", "expected a string"),
+            (#"{"id":"x","change_type":"node_melted","timestamp":"2025-10-10T12:00:00Z","subject":"s"}"#, "change_type", "node_melted"),
+            (#"{"id":"x","change_type":"node_added","timestamp":"yesterday","subject":"s"}"#, "timestamp", "RFC 3339"),
+            (#"{"id":"x","change_type":"node_added","timestamp":"2025-10-10T12:00:00Z","subject":""}"#, "subject", "empty"),
+            (#"{"id":"x","change_type":"edge_added","timestamp":"2025-10-10T12:00:00Z","subject":"s","object":"o"}"#, "predicate", "required"),
+            (#"{"id":"x","change_type":"node_added","timestamp":"2025-10-10T12:00:00Z","subject":"s","properties":[1]}"#, "properties", "object"),
+            (#"{"id":"x","change_type":"node_added","timestamp":"2025-10-10T12:00:00Z","subject":"s","metadata":{"a":1}}"#, "metadata.a", "string"),
+        ])
+    func invalidEvents(json: String, field: String, reason: String) {
+        let error = #expect(throws: InvalidChangeEvent.self) { try ChangeEvent.decode(Array(json.utf8)) }
+        #expect(error?.field == field)
+        #expect(error?.description.contains(reason) == true, "\(String(describing: error))")
+    }
+
+    @Test("Not JSON, empty and oversize records are rejected as a whole")
+    func invalidRecords() {
+        for bytes: [UInt8]? in [nil, [], Array("{\"id\":".utf8), [0xff, 0xfe, 0x00]] {
+            let error = #expect(throws: InvalidChangeEvent.self) { try ChangeEvent.decode(bytes) }
+            #expect(error?.field == nil)
+        }
+        let big = Fixtures.eventJSON(id: "x", subject: String(repeating: "s", count: 2000))
+        let error = #expect(throws: InvalidChangeEvent.self) { try ChangeEvent.decode(big, maxBytes: 1000) }
+        #expect(error?.reason.contains("exceeds the limit of 1000") == true)
+    }
+
+    @Test("A change event and a telemetry event round-trip through JSON with snake_case keys")
+    func wireRoundTrip() throws {
+        let json = #"{"id":"e1","change_type":"edge_added","timestamp":"2025-10-10T12:00:00.250+02:00","subject":"a","predicate":"p","object":"b","properties":{"n":1.5,"tags":["x"],"nested":{"ok":true},"none":null},"source":"up","metadata":{"k":"v"}}"#
+        let event = try ChangeEvent.decode(Array(json.utf8))
+        #expect(event.changeType == .edgeAdded && event.properties["nested"]?["ok"] == .bool(true))
+        #expect(event.timestamp == Date(timeIntervalSince1970: 1_760_090_400.25))
+        let encoded = String(decoding: try JSONEncoder().encode(event), as: UTF8.self)
+        #expect(encoded.contains(#""change_type":"edge_added""#))
+        #expect(try ChangeEvent.decode(Array(encoded.utf8)) == event)
+
+        let telemetry = TelemetryEvent(
+            eventType: .performanceWarning, timestamp: Date(timeIntervalSince1970: 0), component: "health", instance: "i",
+            data: ["a": 1], tags: ["reason": "slow"])
+        let text = String(decoding: try JSONEncoder().encode(telemetry), as: UTF8.self)
+        #expect(text.contains(#""event_type":"performance_warning""#) && text.contains(#""schema":"regen.telemetry\/v1""#))
+        #expect(try JSONDecoder().decode(TelemetryEvent.self, from: Data(text.utf8)) == telemetry)
+    }
+
+    @Test("The priority header orders records; a bad one counts as 0")
+    func priorityHeader() {
+        let position = SourcePosition(topic: "t", partition: 0, offset: 0)
+        #expect(CycleRecord(position: position, value: nil, headers: [("priority", Array(" 7".utf8))]).priority == 7)
+        #expect(CycleRecord(position: position, value: nil, headers: [("priority", Array("high".utf8))]).priority == 0)
+        #expect(CycleRecord(position: position, value: nil, headers: [("priority", nil)]).priority == 0)
+    }
+}
