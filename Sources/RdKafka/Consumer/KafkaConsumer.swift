@@ -13,6 +13,9 @@ public final class KafkaConsumer: Sendable {
     private enum Phase: Sendable { case open, closing, closed }
 
     private let handle: KafkaHandle
+    /// The consumer queue, kept to wake a blocked poll (`rd_kafka_yield` does not reach
+    /// `rd_kafka_consumer_poll` on librdkafka 2.0).
+    private let queue: KafkaHandle
     private let context: ClientContext
     private let coordinator: RebalanceCoordinator
     private let pollThread = KafkaThread(name: "kafka-poll")
@@ -38,11 +41,13 @@ public final class KafkaConsumer: Sendable {
         let pointer = try context.makeHandle(RD_KAFKA_CONSUMER, properties)
         rd_kafka_poll_set_consumer(pointer)
         handle = KafkaHandle(pointer: pointer)
+        queue = KafkaHandle(pointer: rd_kafka_queue_get_consumer(pointer))
     }
 
     deinit {
         guard phase.withLock({ $0 }) != .closed else { return }
         logger.warning("consumer dropped without close(); closing on deinit")
+        rd_kafka_queue_destroy(queue.pointer)
         rd_kafka_consumer_close(handle.pointer)
         rd_kafka_destroy(handle.pointer)
         pollThread.stop()
@@ -78,7 +83,8 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// Receives up to `maxMessages` messages, waiting at most `timeout` in all.
-    /// Rebalance handlers run during this call. Returns early once `maxMessages` arrived.
+    /// Rebalance handlers run during this call. Returns early once `maxMessages` arrived,
+    /// or when ``wakeUp()`` is called.
     /// - Throws: `KafkaError` when the consumer is closed or hit a fatal error.
     public func poll(maxMessages: Int, timeout: Duration) async throws -> [KafkaMessage] {
         guard maxMessages > 0 else { throw KafkaError.invalidArgument("maxMessages must be > 0, got \(maxMessages)") }
@@ -95,9 +101,8 @@ public final class KafkaConsumer: Sendable {
         messages.reserveCapacity(min(maxMessages, 4096))
         while messages.count < maxMessages {
             let remaining = (deadline - .now).clampedMilliseconds
-            guard let message = rd_kafka_consumer_poll(handle, remaining) else {
-                if remaining == 0 { break } else { continue }
-            }
+            // nil: the deadline passed, or wakeUp() interrupted the wait.
+            guard let message = rd_kafka_consumer_poll(handle, remaining) else { break }
             defer { rd_kafka_message_destroy(message) }
             let err = message.pointee.err
             if err == RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -121,6 +126,14 @@ public final class KafkaConsumer: Sendable {
         }
         let detail = rd_kafka_message_errstr(message).map { String(cString: $0) } ?? ""
         context.logger.warning("consumer error", metadata: ["code": "\(KafkaResponseCode(err).name)", "detail": "\(detail)"])
+    }
+
+    /// Makes a ``poll(maxMessages:timeout:)`` in progress (or the next one) return at
+    /// once with what it has. Non-blocking; callable from any task.
+    public func wakeUp() {
+        phase.withLock { phase in
+            if phase != .closed { rd_kafka_queue_yield(queue.pointer) }
+        }
     }
 
     /// The partitions this consumer owns. Revoked partitions stay owned until the
@@ -264,7 +277,10 @@ public final class KafkaConsumer: Sendable {
         phase.withLock { $0 = .closed }
         try await controlThread.run("consumer") {}
         controlThread.stop()
-        try await pollThread.run("consumer") { [handle] in rd_kafka_destroy(handle.pointer) }
+        try await pollThread.run("consumer") { [handle, queue] in
+            rd_kafka_queue_destroy(queue.pointer)
+            rd_kafka_destroy(handle.pointer)
+        }
         pollThread.stop()
     }
 }
