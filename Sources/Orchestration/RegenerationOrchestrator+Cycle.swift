@@ -17,14 +17,42 @@ extension RegenerationOrchestrator {
         logger.debug(
             "cycle started",
             metadata: ["execution": "\(executionID)", "events": "\(plan.recordCount)", "keys": "\(plan.runs.count)"])
-        let report = await dispatcher(for: executionID).dispatch(plan, concurrency: concurrency)
-        let execution = summarize(
+        var report = await dispatcher(for: executionID).dispatch(plan, concurrency: concurrency)
+        let completion = await complete(&report, executionID: executionID)
+        var execution = summarize(
             report, plan: plan, id: executionID, startedAt: startedAt,
             duration: environment.clock.now - start, concurrency: concurrency)
+        execution.regenerations += completion.regenerations
+        execution.deployments += completion.deployments
         recorder.record(execution)
         await publish(execution)
         await checkPerformance(execution)
         return CycleResult(execution: execution, partitions: Self.progress(of: cycle, results: report.results))
+    }
+
+    /// Lets the processor finish the cycle as a whole; when that fails, the succeeded
+    /// records become not done, so nothing is committed past work that did not land.
+    private func complete(_ report: inout CycleDispatcher.Report, executionID: UUID) async -> ProcessingReport {
+        let succeeded = report.results.compactMap { result -> CompletedEvent? in
+            guard case .succeeded = result.outcome, let event = result.event else { return nil }
+            return CompletedEvent(event: event, position: result.position)
+        }
+        guard !succeeded.isEmpty else { return .none }
+        let inCycleOrder = succeeded.sorted { ($0.position.partition, $0.position.offset) < ($1.position.partition, $1.position.offset) }
+        do {
+            return try await processor.completeCycle(inCycleOrder, executionID: executionID.uuidString.lowercased())
+        } catch {
+            logger.error("cycle completion failed; its events will be read again", metadata: ["error": "\(error)"])
+            breaker.record(success: false, permit: .allowed)
+            for index in report.results.indices where report.results[index].outcome.isSucceeded {
+                report.results[index].outcome = .notDone(.cycleCompletionFailed, processingFailed: false)
+            }
+            await emit(
+                .regenerationFailed, component: "processor",
+                data: ["execution_id": .string(executionID.uuidString.lowercased()), "error": .string("\(error)"), "events": .int(succeeded.count)],
+                tags: ["reason": "cycle_completion_failed"])
+            return .none
+        }
     }
 
     private func dispatcher(for executionID: UUID) -> CycleDispatcher {

@@ -30,6 +30,10 @@ struct ConfigurationChecker {
 public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
     /// The violations, in field order.
     public var errors: [ConfigurationError]
+
+    /// Wraps the violations found.
+    public init(errors: [ConfigurationError]) { self.errors = errors }
+
     public var description: String { errors.map(\.description).joined(separator: "\n") }
 }
 

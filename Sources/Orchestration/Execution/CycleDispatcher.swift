@@ -71,7 +71,7 @@ struct CycleDispatcher: Sendable {
         var attempt = 0
         var timeouts = 0
         func result(_ outcome: RecordOutcome) -> RecordResult {
-            RecordResult(position: record.position, outcome: outcome, attempts: attempt, timeouts: timeouts)
+            RecordResult(position: record.position, outcome: outcome, attempts: attempt, timeouts: timeouts, event: event)
         }
         while true {
             guard !Task.isCancelled, (try? await limiter.acquire()) != nil else {

@@ -4,6 +4,7 @@ enum NotDoneReason: String, Sendable {
     case cancelled
     case deadLetterFailed = "dead_letter_failed"
     case blockedByEarlier = "blocked_by_earlier_record_of_key"
+    case cycleCompletionFailed = "cycle_completion_failed"
 }
 
 /// How one record ended.
@@ -12,6 +13,10 @@ enum RecordOutcome: Sendable {
     /// Stored in the dead-letter sink; `invalidInput` when it never reached the processor.
     case deadLettered(invalidInput: Bool)
     case notDone(NotDoneReason, processingFailed: Bool)
+
+    var isSucceeded: Bool {
+        if case .succeeded = self { true } else { false }
+    }
 
     var isDone: Bool {
         switch self {
@@ -24,7 +29,9 @@ enum RecordOutcome: Sendable {
 /// One record's outcome and what it cost.
 struct RecordResult: Sendable {
     let position: SourcePosition
-    let outcome: RecordOutcome
+    var outcome: RecordOutcome
     let attempts: Int
     let timeouts: Int
+    /// The decoded event, for records that succeeded.
+    var event: ChangeEvent? = nil
 }

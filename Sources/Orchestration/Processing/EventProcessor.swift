@@ -39,6 +39,31 @@ public protocol EventProcessor: Sendable {
     /// Processes one event.
     /// - Throws: ``ProcessingError`` (retriable or permanent), or any error (retriable).
     func process(_ event: ChangeEvent, context: EventContext) async throws -> ProcessingReport
+
+    /// Called once per cycle, after every event was dispatched, with the events that
+    /// succeeded in cycle order: the place for work that coalesces a cycle (render each
+    /// affected artifact once). When it throws, those events are *not done*: they are not
+    /// committed and are read again. The default does nothing.
+    /// - Throws: any error; the cycle's succeeded events are then left for redelivery.
+    func completeCycle(_ events: [CompletedEvent], executionID: String) async throws -> ProcessingReport
+}
+
+extension EventProcessor {
+    public func completeCycle(_ events: [CompletedEvent], executionID: String) async throws -> ProcessingReport { .none }
+}
+
+/// An event that succeeded in this cycle, with where it came from.
+public struct CompletedEvent: Sendable, Hashable {
+    /// The event.
+    public var event: ChangeEvent
+    /// Where it came from.
+    public var position: SourcePosition
+
+    /// Creates a completed event.
+    public init(event: ChangeEvent, position: SourcePosition) {
+        self.event = event
+        self.position = position
+    }
 }
 
 /// A processing failure classified for the retry policy.
