@@ -17,6 +17,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(
@@ -37,10 +39,25 @@ let package = Package(
             dependencies: [.product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSwift
         ),
+        .target(
+            name: "Regeneration",
+            dependencies: ["Orchestration", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "RegenService",
+            dependencies: [
+                "RdKafka", "Orchestration", "Regeneration",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "regen",
             dependencies: [
-                "RdKafka",
+                "RdKafka", "RegenService", "Orchestration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -54,6 +71,11 @@ let package = Package(
         .testTarget(
             name: "OrchestrationTests",
             dependencies: ["Orchestration"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "RegenServiceTests",
+            dependencies: ["RegenService", "RdKafka", "Orchestration", "Regeneration"],
             swiftSettings: strictSwift
         ),
     ]
