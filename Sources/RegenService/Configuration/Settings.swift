@@ -1,0 +1,209 @@
+import Foundation
+import Orchestration
+import RdKafka
+
+/// Kafka connection and consumption settings.
+public struct KafkaSettings: Sendable, Codable, Hashable {
+    /// Brokers to bootstrap from (a list, or one comma-separated string).
+    public var bootstrapServers: [String] = ["127.0.0.1:9092"]
+    /// The consumer group; instances with the same group split the partitions.
+    public var groupId = "regen"
+    /// Client id reported to brokers.
+    public var clientId = "regen"
+    /// Input topics of change events.
+    public var inputTopics: [String] = ["regen.changes"]
+    /// `session.timeout.ms`.
+    public var sessionTimeoutMs = 45_000
+    /// `fetch.wait.max.ms`.
+    public var fetchWaitMaxMs = 500
+    /// `max.poll.interval.ms`.
+    public var maxPollIntervalMs = 300_000
+    /// `earliest`, `latest` or `error`.
+    public var autoOffsetReset = KafkaConsumerConfiguration.AutoOffsetReset.earliest
+    /// `range`, `roundrobin` or `cooperative-sticky`.
+    public var assignmentStrategy = KafkaConsumerConfiguration.AssignmentStrategy.cooperativeSticky
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    public var securityProtocol = KafkaConnection.SecurityProtocol.plaintext
+    /// SASL mechanism, when a `sasl_*` protocol is used.
+    public var saslMechanism: String?
+    /// SASL user name.
+    public var saslUsername: String?
+    /// SASL password (never printed).
+    public var saslPassword: String?
+    /// CA bundle for TLS.
+    public var sslCaLocation: String?
+    /// Any other librdkafka property, for every client.
+    public var properties: [String: String] = [:]
+
+    /// Creates default settings.
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = KafkaSettings()
+        bootstrapServers = try c.list(.bootstrapServers, or: d.bootstrapServers)
+        groupId = try c.value(.groupId, or: d.groupId)
+        clientId = try c.value(.clientId, or: d.clientId)
+        inputTopics = try c.list(.inputTopics, or: d.inputTopics)
+        sessionTimeoutMs = try c.value(.sessionTimeoutMs, or: d.sessionTimeoutMs)
+        fetchWaitMaxMs = try c.value(.fetchWaitMaxMs, or: d.fetchWaitMaxMs)
+        maxPollIntervalMs = try c.value(.maxPollIntervalMs, or: d.maxPollIntervalMs)
+        autoOffsetReset = try c.value(.autoOffsetReset, or: d.autoOffsetReset)
+        assignmentStrategy = try c.value(.assignmentStrategy, or: d.assignmentStrategy)
+        securityProtocol = try c.value(.securityProtocol, or: d.securityProtocol)
+        saslMechanism = try c.decodeIfPresent(String.self, forKey: .saslMechanism)
+        saslUsername = try c.decodeIfPresent(String.self, forKey: .saslUsername)
+        saslPassword = try c.decodeIfPresent(String.self, forKey: .saslPassword)
+        sslCaLocation = try c.decodeIfPresent(String.self, forKey: .sslCaLocation)
+        properties = try c.value(.properties, or: d.properties)
+    }
+
+    /// The connection these settings describe.
+    public var connection: KafkaConnection {
+        KafkaConnection(
+            bootstrapServers: bootstrapServers, clientID: clientId, securityProtocol: securityProtocol,
+            sasl: saslMechanism.map { .init(mechanism: $0, username: saslUsername, password: saslPassword) },
+            tls: sslCaLocation.map { .init(caLocation: $0) }, properties: properties)
+    }
+
+    func problems() -> [ConfigurationError] {
+        var p = Problems()
+        p.require(!bootstrapServers.isEmpty, "kafka.bootstrapServers", bootstrapServers, "at least one host:port")
+        p.require(!groupId.isEmpty, "kafka.groupId", groupId, "a non-empty group id")
+        p.require(!inputTopics.isEmpty, "kafka.inputTopics", inputTopics, "at least one topic")
+        p.require(sessionTimeoutMs >= 1000, "kafka.sessionTimeoutMs", sessionTimeoutMs, "an integer >= 1000")
+        p.require(fetchWaitMaxMs >= 0, "kafka.fetchWaitMaxMs", fetchWaitMaxMs, "an integer >= 0")
+        p.require(maxPollIntervalMs >= 1000, "kafka.maxPollIntervalMs", maxPollIntervalMs, "an integer >= 1000")
+        return p.all
+    }
+}
+
+/// Output topics.
+public struct OutputTopics: Sendable, Codable, Hashable {
+    /// Every telemetry event.
+    public var telemetry = "regen.telemetry"
+    /// Warnings and alerts (also on the telemetry topic).
+    public var alerts = "regen.alerts"
+    /// Dead letters.
+    public var deadLetter = "regen.dlq"
+
+    /// Creates the default topic names.
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = OutputTopics()
+        telemetry = try c.value(.telemetry, or: d.telemetry)
+        alerts = try c.value(.alerts, or: d.alerts)
+        deadLetter = try c.value(.deadLetter, or: d.deadLetter)
+    }
+
+    func problems() -> [ConfigurationError] {
+        var p = Problems()
+        for (field, name) in [("topics.telemetry", telemetry), ("topics.alerts", alerts), ("topics.deadLetter", deadLetter)] {
+            p.require(!name.isEmpty, field, name, "a non-empty topic name")
+        }
+        return p.all
+    }
+}
+
+/// Service behaviour.
+public struct ServiceSettings: Sendable, Codable, Hashable {
+    /// The name of this instance in telemetry; defaults to host name and process id.
+    public var instance: String?
+    /// How long a revocation waits for the cycle in flight, in milliseconds.
+    public var revocationTimeoutMs = 15_000
+    /// How long a graceful shutdown may take before in-flight work is abandoned, in milliseconds.
+    public var shutdownTimeoutMs = 30_000
+    /// Commit attempts for retriable errors.
+    public var commitAttempts = 5
+    /// Telemetry events buffered while the telemetry broker is slow or away.
+    public var telemetryBuffer = 10_000
+
+    /// Creates default settings.
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = ServiceSettings()
+        instance = try c.decodeIfPresent(String.self, forKey: .instance)
+        revocationTimeoutMs = try c.value(.revocationTimeoutMs, or: d.revocationTimeoutMs)
+        shutdownTimeoutMs = try c.value(.shutdownTimeoutMs, or: d.shutdownTimeoutMs)
+        commitAttempts = try c.value(.commitAttempts, or: d.commitAttempts)
+        telemetryBuffer = try c.value(.telemetryBuffer, or: d.telemetryBuffer)
+    }
+
+    func problems() -> [ConfigurationError] {
+        var p = Problems()
+        p.require(revocationTimeoutMs >= 2000, "service.revocationTimeoutMs", revocationTimeoutMs, "an integer >= 2000")
+        p.require(shutdownTimeoutMs >= 1000, "service.shutdownTimeoutMs", shutdownTimeoutMs, "an integer >= 1000")
+        p.require(commitAttempts >= 1, "service.commitAttempts", commitAttempts, "an integer >= 1")
+        p.require(telemetryBuffer >= 1, "service.telemetryBuffer", telemetryBuffer, "an integer >= 1")
+        return p.all
+    }
+}
+
+/// The processor doing the work.
+public struct ProcessorSettings: Sendable, Codable, Hashable {
+    /// The processor types this build has.
+    public static let types = ["simulate"]
+
+    /// Which processor: `simulate`.
+    public var type = "simulate"
+    /// Settings of the `simulate` processor.
+    public var simulate = SimulateSettings()
+
+    /// Creates default settings.
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        type = try c.value(.type, or: "simulate")
+        simulate = try c.value(.simulate, or: SimulateSettings())
+    }
+
+    func problems() -> [ConfigurationError] {
+        var p = Problems()
+        p.require(Self.types.contains(type), "processor.type", type, "one of: \(Self.types.joined(separator: ", "))")
+        return p.all + (type == "simulate" ? simulate.problems() : [])
+    }
+}
+
+/// Settings of the `simulate` processor.
+public struct SimulateSettings: Sendable, Codable, Hashable {
+    /// `none`, `sleep` or `cpu`.
+    public var work = "none"
+    /// Sleep per event, for `work: sleep`, in milliseconds.
+    public var sleepMs = 1
+    /// Hashing rounds per event, for `work: cpu`.
+    public var cpuIterations = 1000
+    /// Fraction of attempts that fail (retriably), in [0, 1].
+    public var failureRate = 0.0
+    /// Fail every attempt while this file exists (to simulate an outage and recovery).
+    public var failWhileFileExists: String?
+    /// Append each processed event id to this file before the event counts as done.
+    public var ledger: String?
+
+    /// Creates default settings.
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = SimulateSettings()
+        work = try c.value(.work, or: d.work)
+        sleepMs = try c.value(.sleepMs, or: d.sleepMs)
+        cpuIterations = try c.value(.cpuIterations, or: d.cpuIterations)
+        failureRate = try c.value(.failureRate, or: d.failureRate)
+        failWhileFileExists = try c.decodeIfPresent(String.self, forKey: .failWhileFileExists)
+        ledger = try c.decodeIfPresent(String.self, forKey: .ledger)
+    }
+
+    func problems() -> [ConfigurationError] {
+        var p = Problems()
+        p.require(["none", "sleep", "cpu"].contains(work), "processor.simulate.work", work, "one of: none, sleep, cpu")
+        p.require(sleepMs >= 0, "processor.simulate.sleepMs", sleepMs, "an integer >= 0")
+        p.require(cpuIterations >= 0, "processor.simulate.cpuIterations", cpuIterations, "an integer >= 0")
+        p.require((0...1).contains(failureRate), "processor.simulate.failureRate", failureRate, "a number in [0, 1]")
+        return p.all
+    }
+}

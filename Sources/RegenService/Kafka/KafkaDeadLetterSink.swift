@@ -1,0 +1,23 @@
+import Orchestration
+import RdKafka
+
+/// Writes dead letters to the dead-letter topic with the original key, value and
+/// headers, plus why and where from. Returns only once the broker acknowledged.
+struct KafkaDeadLetterSink: DeadLetterSink {
+    let producer: KafkaProducer
+    let topic: String
+
+    func deadLetter(_ letter: DeadLetter) async throws {
+        let record = letter.record
+        var headers = record.headers.map { KafkaHeader(key: $0.key, value: $0.value) }
+        headers += [
+            KafkaHeader(key: "regen.error", string: letter.reason),
+            KafkaHeader(key: "regen.attempts", string: String(letter.attempts)),
+            KafkaHeader(key: "regen.invalid", string: letter.invalidInput ? "true" : "false"),
+            KafkaHeader(key: "regen.source.topic", string: record.position.partition.topic),
+            KafkaHeader(key: "regen.source.partition", string: String(record.position.partition.partition)),
+            KafkaHeader(key: "regen.source.offset", string: String(record.position.offset)),
+        ]
+        try await producer.send(topic: topic, key: record.key, value: record.value, headers: headers)
+    }
+}
