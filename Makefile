@@ -15,8 +15,10 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# Builds everything first: the service tests run the regen executable as a child process.
 test: deps
-	$(SWIFT) test
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
 
 demo: deps
 	$(SWIFT) build --product regen

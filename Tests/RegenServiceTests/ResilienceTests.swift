@@ -1,0 +1,58 @@
+import Foundation
+import Orchestration
+import RdKafka
+import Testing
+
+@Suite("Breaker and scale-out of regen run", .serialized, .timeLimit(.minutes(5)))
+struct ResilienceTests {
+    @Test("A processor failing every time opens the breaker: commits stop, an alert goes out; on recovery nothing is lost")
+    func breakerOpensAndRecovers() async throws {
+        let fixture = try await ServiceFixture(partitions: 2)
+        try await fixture.produce(0..<1000)
+        let outage = fixture.directory.appendingPathComponent("outage").path
+        #expect(FileManager.default.createFile(atPath: outage, contents: nil))
+        let config = try fixture.writeConfig(
+            orchestrator: [
+                "retry: { maxAttempts: 2, initialBackoffMs: 1, maxBackoffMs: 5 }",
+                "breaker: { windowSize: 10, minimumCalls: 10, failureRatio: 0.5, cooldownMs: 1000, maxCooldownMs: 2000 }",
+            ],
+            simulate: "failWhileFileExists: \(outage)")
+        let run = try fixture.start(config: config)
+        #expect(await run.waitFor("circuit breaker closed -> open"))
+        try await Task.sleep(for: .seconds(3))
+        let stalled = try await fixture.commitProgress().reduce(Int64(0)) { $0 + max(0, $1.committed) }
+        #expect(stalled <= 10, "committed past the failures: \(stalled)")
+        #expect(fixture.ledger().isEmpty)
+        let alerts = try await fixture.readAll("regen.alerts", quiet: .seconds(2))
+        #expect(alerts.contains { String(decoding: $0.value ?? [], as: UTF8.self).contains("circuit_open") })
+
+        try FileManager.default.removeItem(atPath: outage)
+        #expect(try await fixture.waitUntilCommitted())
+        run.signal(SIGTERM)
+        #expect(await run.waitForExit() == 0)
+        let letters = try await fixture.readAll("regen.dlq").compactMap { $0.header("regen.source.offset") }
+        // Events that failed before the breaker opened are dead letters; all others were processed.
+        #expect(Set(fixture.ledger()).count + letters.count >= 1000)
+        #expect(Set(fixture.ledger()).count >= 1000 - 10)
+    }
+
+    @Test("Two instances split the partitions; when one is killed the other takes over and nothing is lost")
+    func twoInstancesThenOne() async throws {
+        let fixture = try await ServiceFixture(partitions: 8)
+        let config = try fixture.writeConfig(simulate: "work: sleep, sleepMs: 1")
+        let a = try fixture.start(config: config, arguments: ["--set", "service.instance=a"], name: "a")
+        let b = try fixture.start(config: config, arguments: ["--set", "service.instance=b"], name: "b")
+        #expect(await a.waitFor("event=assigned"))
+        #expect(await b.waitFor("event=assigned"))
+        try await fixture.produce(0..<8000)
+        #expect(await a.waitFor("cycle completed"), "both instances should work")
+        #expect(await b.waitFor("cycle completed"), "both instances should work")
+        b.signal(SIGKILL)
+        _ = await b.waitForExit()
+        #expect(try await fixture.waitUntilCommitted(within: .seconds(180)))
+        a.signal(SIGTERM)
+        #expect(await a.waitForExit() == 0)
+        let ledger = fixture.ledger()
+        #expect(Set(ledger) == fixture.goodIDs(0..<8000), "lost events")
+    }
+}

@@ -1,0 +1,178 @@
+import Foundation
+import Logging
+import Orchestration
+import RdKafka
+import RegenService
+import Synchronization
+
+/// An embedded cluster, a work folder, and `regen run` processes started against them.
+final class ServiceFixture: Sendable {
+    let cluster: EmbeddedCluster
+    let logger: Logger
+    let directory: URL
+    let input = "regen.changes"
+    let partitions: Int
+    let group: String
+
+    init(partitions: Int = 8) async throws {
+        var logger = Logger(label: "service-test")
+        logger.logLevel = .critical
+        self.logger = logger
+        self.partitions = partitions
+        cluster = try EmbeddedCluster(brokers: 3, logger: logger)
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-test-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        group = "regen-\(UUID().uuidString.prefix(6))"
+        try await cluster.createTopic(input, partitions: partitions)
+        for topic in ["regen.telemetry", "regen.alerts", "regen.dlq"] { try await cluster.createTopic(topic, partitions: 2) }
+    }
+
+    var ledgerPath: String { directory.appendingPathComponent("ledger.txt").path }
+
+    /// Writes a configuration with the test settings DESIGN.md asks for; `orchestrator` adds
+    /// lines to that section, `simulate` entries to the simulate processor's map.
+    func writeConfig(orchestrator: [String] = [], simulate: String = "", name: String = "regen.yaml") throws -> String {
+        let yaml = """
+            kafka:
+              bootstrapServers: "\(cluster.bootstrapServers)"
+              groupId: \(group)
+              inputTopics: [\(input)]
+              sessionTimeoutMs: 6000
+              fetchWaitMaxMs: 20
+            processor:
+              type: simulate
+              simulate: { ledger: \(ledgerPath)\(simulate.isEmpty ? "" : ", " + simulate) }
+            service:
+              revocationTimeoutMs: 5000
+              shutdownTimeoutMs: 20000
+            orchestrator:
+              healthCheckIntervalSecs: 0
+              eventTimeoutMs: 5000
+            \(orchestrator.map { "  " + $0 }.joined(separator: "\n"))
+            """
+        let path = directory.appendingPathComponent(name).path
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Starts `regen run` with the configuration at `config`.
+    func start(config: String, arguments: [String] = [], name: String = "run") throws -> RegenProcess {
+        try RegenProcess(
+            arguments: ["run", "--config", config, "--log-level", "info"] + arguments,
+            log: directory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(4)).log"))
+    }
+
+    func produce(_ range: Range<Int>, malformedRatio: Double = 0, keys: Int = 200) async throws {
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(connection: cluster.connection()), logger: logger)
+        try await ChangeEventGenerator(keys: keys, malformedRatio: malformedRatio).send(range, to: input, with: producer)
+        try await producer.close()
+    }
+
+    /// Event ids in the processor's ledger, with repeats.
+    func ledger() -> [String] {
+        guard let text = try? String(contentsOfFile: ledgerPath, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    /// Per partition of the input topic: (committed offset of the service's group, end offset).
+    func commitProgress() async throws -> [(committed: Int64, end: Int64)] {
+        let probe = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(connection: cluster.connection(), groupID: group), logger: logger)
+        let partitions = (0..<partitions).map { TopicPartition(topic: input, partition: $0) }
+        let committed = try await probe.committed(partitions)
+        var result: [(Int64, Int64)] = []
+        for position in committed.sorted(by: { $0.partition < $1.partition }) {
+            result.append((position.offset, try await probe.watermarks(of: position.topicPartition).high))
+        }
+        try await probe.close()
+        return result
+    }
+
+    /// Waits until every partition's committed offset reached its end.
+    func waitUntilCommitted(within limit: Duration = .seconds(120)) async throws -> Bool {
+        let end = ContinuousClock.now + limit
+        while ContinuousClock.now < end {
+            if try await commitProgress().allSatisfy({ $0.committed == $0.end }) { return true }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        return false
+    }
+
+    /// Every record of `topic` (read by a fresh group until `count` arrived or it goes quiet).
+    func readAll(_ topic: String, expecting count: Int? = nil, quiet: Duration = .seconds(3)) async throws -> [KafkaMessage] {
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(
+                connection: cluster.connection(), groupID: "reader-\(UUID().uuidString.prefix(6))",
+                sessionTimeout: .seconds(6), fetchWaitMax: .milliseconds(20)),
+            logger: logger)
+        try await consumer.subscribe([topic])
+        var messages: [KafkaMessage] = []
+        var lastArrival = ContinuousClock.now
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            let batch = try await consumer.poll(maxMessages: 10_000, timeout: .milliseconds(200))
+            // Quiet counts from the first assignment: joining the group takes seconds.
+            if !batch.isEmpty || consumer.assignment.isEmpty { lastArrival = .now }
+            messages += batch
+            if let count, messages.count >= count { break }
+            if count == nil, ContinuousClock.now - lastArrival > quiet { break }
+        }
+        try await consumer.close()
+        return messages
+    }
+
+    /// Ids of the good (well-formed) events among records `range`.
+    func goodIDs(_ range: Range<Int>, malformedRatio: Double = 0) -> Set<String> {
+        let generator = ChangeEventGenerator(keys: 200, malformedRatio: malformedRatio)
+        return Set(range.filter { !generator.isMalformed($0) }.map(generator.id))
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+}
+
+/// A `regen` child process with its output in a log file.
+final class RegenProcess: Sendable {
+    private let process: Process
+    let log: URL
+
+    static var executable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("regen")
+    }
+
+    init(arguments: [String], log: URL) throws {
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        let process = Process()
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        self.process = process
+        self.log = log
+    }
+
+    var isRunning: Bool { process.isRunning }
+    var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// Waits for the process to exit and returns its status (or nil if it did not in time).
+    func waitForExit(within limit: Duration = .seconds(60)) async -> Int32? {
+        let end = ContinuousClock.now + limit
+        while process.isRunning && ContinuousClock.now < end { try? await Task.sleep(for: .milliseconds(50)) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    /// Waits until the log contains `text`.
+    func waitFor(_ text: String, within limit: Duration = .seconds(60)) async -> Bool {
+        let end = ContinuousClock.now + limit
+        while ContinuousClock.now < end {
+            if output.contains(text) { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+}
