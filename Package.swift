@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         .systemLibrary(
@@ -41,7 +42,12 @@ let package = Package(
         ),
         .target(
             name: "Regeneration",
-            dependencies: ["Orchestration", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Orchestration",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: strictSwift
         ),
         .target(
@@ -76,6 +82,11 @@ let package = Package(
         .testTarget(
             name: "RegenServiceTests",
             dependencies: ["RegenService", "RdKafka", "Orchestration", "Regeneration"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "RegenerationTests",
+            dependencies: ["Regeneration", "Orchestration"],
             swiftSettings: strictSwift
         ),
     ]

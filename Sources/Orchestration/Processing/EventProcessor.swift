@@ -27,6 +27,15 @@ public struct EventContext: Sendable, Hashable {
     public var traceparent: String?
     /// The cycle this event belongs to.
     public var executionID: String
+
+    /// Creates a context (the orchestrator makes these; processors' tests may too).
+    public init(position: SourcePosition, key: String, attempt: Int, traceparent: String?, executionID: String) {
+        self.position = position
+        self.key = key
+        self.attempt = attempt
+        self.traceparent = traceparent
+        self.executionID = executionID
+    }
 }
 
 /// Does the work for one change event: the seed's RegenerationEngine role. Events of one

@@ -1,0 +1,121 @@
+import Foundation
+import Orchestration
+
+/// Runs a configured program for each event, with the event as JSON on standard input.
+/// No shell is involved and event data never becomes an argument. Exit status 0 is
+/// success, 75 (`EX_TEMPFAIL`) a retriable failure, anything else a permanent one; a run
+/// past its timeout (or a cancelled one) is killed.
+public struct CommandProcessor: EventProcessor {
+    /// The program and its fixed arguments.
+    public let executable: String
+    /// Arguments passed as they are.
+    public let arguments: [String]
+    /// How long one run may take.
+    public let timeout: Duration
+
+    /// Creates a command processor.
+    /// - Throws: `ProcessingError.permanent` when `executable` is not an executable file.
+    public init(executable: String, arguments: [String] = [], timeout: Duration = .seconds(30)) throws {
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw ProcessingError.permanent("command '\(executable)' is not an executable file")
+        }
+        self.executable = executable
+        self.arguments = arguments
+        self.timeout = timeout
+    }
+
+    public func process(_ event: ChangeEvent, context: EventContext) async throws -> ProcessingReport {
+        let input = try JSONEncoder().encode(event)
+        let status = try await run(input: input, context: context)
+        switch status {
+        case 0: return ProcessingReport(regenerations: 1)
+        case 75: throw ProcessingError.retriable("command exited 75 (EX_TEMPFAIL)")
+        default: throw ProcessingError.permanent("command exited \(status)")
+        }
+    }
+
+    private func run(input: Data, context: EventContext) async throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["REGEN_EVENT_TOPIC"] = context.position.partition.topic
+        environment["REGEN_EVENT_PARTITION"] = String(context.position.partition.partition)
+        environment["REGEN_EVENT_OFFSET"] = String(context.position.offset)
+        environment["REGEN_EVENT_ATTEMPT"] = String(context.attempt)
+        process.environment = environment
+        let stdin = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = FileHandle.nullDevice
+        let exited = ExitSignal()
+        process.terminationHandler = { _ in exited.fire() }
+        try process.run()
+        // Written from a helper thread: a child that does not read stdin must not block us.
+        Thread.detachNewThread {
+            try? stdin.fileHandleForWriting.write(contentsOf: input)
+            try? stdin.fileHandleForWriting.close()
+        }
+        let finished = await withTaskCancellationHandler {
+            await exited.wait(atMost: timeout)
+        } onCancel: {
+            process.terminate()
+        }
+        if !finished {
+            process.terminate()
+            await exited.wait(atMost: .seconds(5))
+            throw ProcessingError.retriable("command timed out after \(timeout)")
+        }
+        try Task.checkCancellation()
+        return process.terminationStatus
+    }
+}
+
+/// Signals a process exit to an async waiter.
+private final class ExitSignal: @unchecked Sendable {  // guarded by `lock`
+    private let lock = NSLock()
+    private var done = false
+    private var waiter: CheckedContinuation<Void, Never>?
+
+    func fire() {
+        let waiting = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+            done = true
+            defer { waiter = nil }
+            return waiter
+        }
+        waiting?.resume()
+    }
+
+    private func releaseWaiter() {
+        let waiting = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+            defer { waiter = nil }
+            return waiter
+        }
+        waiting?.resume()
+    }
+
+    /// Whether the process exited within `limit`.
+    @discardableResult
+    func wait(atMost limit: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    let already = self.lock.withLock { () -> Bool in
+                        if self.done { return true }
+                        self.waiter = continuation
+                        return false
+                    }
+                    if already { continuation.resume() }
+                }
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return false
+            }
+            let first = await group.next() ?? false
+            if !first { self.releaseWaiter() }  // the child waiting for the exit must end too
+            group.cancelAll()
+            return first
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Orchestration
+
+/// The latest known state of every subject, built from change events and persisted
+/// next to the output, so a restart renders from the same state.
+struct SubjectStore: Sendable, Codable {
+    struct Edge: Sendable, Codable, Hashable {
+        var predicate: String
+        var object: String
+    }
+
+    struct Subject: Sendable, Codable {
+        var properties: [String: JSONValue] = [:]
+        var edges: [Edge] = []
+        var lastChange: ChangeType = .nodeAdded
+        var updatedAt: Date = .distantPast
+        var source = ""
+    }
+
+    private(set) var subjects: [String: Subject] = [:]
+
+    /// Applies one event (in offset order per subject).
+    mutating func apply(_ event: ChangeEvent) {
+        switch event.changeType {
+        case .nodeRemoved:
+            subjects[event.subject] = nil
+        case .nodeAdded, .nodeUpdated:
+            var subject = subjects[event.subject] ?? Subject()
+            if event.changeType == .nodeAdded { subject.properties = [:] }
+            subject.properties.merge(event.properties) { _, new in new }
+            record(event, into: &subject)
+        case .edgeAdded, .edgeUpdated, .edgeRemoved:
+            var subject = subjects[event.subject] ?? Subject()
+            let edge = Edge(predicate: event.predicate ?? "", object: event.object ?? "")
+            subject.edges.removeAll { $0 == edge }
+            if event.changeType != .edgeRemoved { subject.edges.append(edge) }
+            record(event, into: &subject)
+        case .schemaChanged, .templateChanged:
+            break  // affect what is rendered, not a subject's state
+        }
+    }
+
+    private mutating func record(_ event: ChangeEvent, into subject: inout Subject) {
+        subject.lastChange = event.changeType
+        subject.updatedAt = event.timestamp
+        subject.source = event.source
+        subjects[event.subject] = subject
+    }
+
+    /// Loads the store at `path`, or an empty one when there is none yet.
+    /// - Throws: when the file exists but cannot be read.
+    static func load(from path: String) throws -> SubjectStore {
+        guard FileManager.default.fileExists(atPath: path) else { return SubjectStore() }
+        return try JSONDecoder().decode(SubjectStore.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    /// Writes the store atomically (temporary file, then rename).
+    /// - Throws: when the file cannot be written.
+    func save(to path: String) throws {
+        try JSONEncoder().encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    /// The render context of one subject.
+    func context(of name: String) -> [String: Any] {
+        guard let subject = subjects[name] else { return ["subject": name, "exists": false] }
+        return [
+            "subject": name, "exists": true, "properties": subject.properties.mapValues(\.mustacheValue),
+            "edges": subject.edges.map { ["predicate": $0.predicate, "object": $0.object] },
+            "last_change": subject.lastChange.rawValue, "updated_at": RFC3339.format(subject.updatedAt), "source": subject.source,
+        ]
+    }
+}
+
+extension JSONValue {
+    /// The value as Foundation types, for Mustache.
+    var mustacheValue: Any {
+        switch self {
+        case .null: NSNull()
+        case .bool(let value): value
+        case .number(let value): value.rounded() == value && abs(value) < 1e15 ? Int(value) as Any : value as Any
+        case .string(let value): value
+        case .array(let values): values.map(\.mustacheValue)
+        case .object(let members): members.mapValues(\.mustacheValue)
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import Orchestration
+import Yams
+
+/// `manifest.yaml` of a templates directory: which artifacts exist, which template
+/// renders each, and what each depends on.
+public struct TemplateManifest: Sendable, Codable, Hashable {
+    /// One output of the templates directory.
+    public struct Artifact: Sendable, Codable, Hashable {
+        /// Unique name, used in `dependsOn`.
+        public var name: String
+        /// Template file name without `.mustache`.
+        public var template: String
+        /// Output path under the output directory; `{{subject}}` makes one file per subject.
+        public var output: String
+        /// Glob patterns (`*`, `?`) of the subjects it uses; all subjects by default.
+        public var subjects: [String]
+        /// Change types that affect it; all by default.
+        public var changeTypes: [ChangeType]?
+        /// Artifacts it is built from: when one of them is affected, so is this one.
+        public var dependsOn: [String]
+
+        /// Whether there is one file per subject.
+        public var isPerSubject: Bool { output.contains("{{subject}}") }
+
+        enum CodingKeys: String, CodingKey { case name, template, output, subjects, changeTypes, dependsOn }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            name = try c.decode(String.self, forKey: .name)
+            template = try c.decode(String.self, forKey: .template)
+            output = try c.decode(String.self, forKey: .output)
+            subjects = try c.decodeIfPresent([String].self, forKey: .subjects) ?? ["*"]
+            changeTypes = try c.decodeIfPresent([ChangeType].self, forKey: .changeTypes)
+            dependsOn = try c.decodeIfPresent([String].self, forKey: .dependsOn) ?? []
+        }
+
+        /// Creates an artifact description.
+        public init(
+            name: String, template: String, output: String, subjects: [String] = ["*"], changeTypes: [ChangeType]? = nil,
+            dependsOn: [String] = []
+        ) {
+            self.name = name
+            self.template = template
+            self.output = output
+            self.subjects = subjects
+            self.changeTypes = changeTypes
+            self.dependsOn = dependsOn
+        }
+
+        /// Whether it uses `subject`.
+        public func uses(_ subject: String) -> Bool { subjects.contains { Glob.matches($0, subject) } }
+    }
+
+    /// The artifacts.
+    public var artifacts: [Artifact]
+
+    /// Creates a manifest.
+    public init(artifacts: [Artifact]) { self.artifacts = artifacts }
+
+    /// Reads `manifest.yaml` (or `.yml`, `.json`) from `directory` and checks it.
+    /// - Throws: `TemplateError.manifest` naming the problem (missing file, unknown
+    ///   dependency, dependency cycle, duplicate name, unsafe output path).
+    public static func load(from directory: String) throws -> TemplateManifest {
+        let candidates = ["manifest.yaml", "manifest.yml", "manifest.json"].map { "\(directory)/\($0)" }
+        guard let path = candidates.first(where: FileManager.default.fileExists(atPath:)),
+            let text = try? String(contentsOfFile: path, encoding: .utf8)
+        else { throw TemplateError.manifest("no manifest.yaml in \(directory)") }
+        let manifest: TemplateManifest
+        do { manifest = try YAMLDecoder().decode(TemplateManifest.self, from: text) } catch {
+            throw TemplateError.manifest("\(path): \(error)")
+        }
+        try manifest.check()
+        return manifest
+    }
+
+    /// Rejects duplicate names, unknown or cyclic dependencies, and outputs that leave the output directory.
+    /// - Throws: `TemplateError.manifest`.
+    public func check() throws {
+        let names = artifacts.map(\.name)
+        if let duplicate = names.first(where: { name in names.filter { $0 == name }.count > 1 }) {
+            throw TemplateError.manifest("artifact name '\(duplicate)' is used twice")
+        }
+        for artifact in artifacts {
+            if let unknown = artifact.dependsOn.first(where: { !names.contains($0) }) {
+                throw TemplateError.manifest("artifact '\(artifact.name)' depends on unknown artifact '\(unknown)'")
+            }
+            let components = artifact.output.split(separator: "/")
+            if artifact.output.hasPrefix("/") || components.contains("..") || components.isEmpty {
+                throw TemplateError.manifest("artifact '\(artifact.name)': output '\(artifact.output)' must be a relative path inside the output directory")
+            }
+        }
+        _ = try DependencyGraph(self).topologicalOrder()
+    }
+}
+
+/// What went wrong in the template processor.
+public enum TemplateError: Error, Sendable, Hashable, CustomStringConvertible {
+    case manifest(String)
+    case render(artifact: String, reason: String)
+    case deploy(String)
+
+    public var description: String {
+        switch self {
+        case .manifest(let reason): "template manifest: \(reason)"
+        case .render(let artifact, let reason): "render of '\(artifact)' failed: \(reason)"
+        case .deploy(let reason): "deployment failed: \(reason)"
+        }
+    }
+}
+
+/// `*` and `?` globs over whole strings.
+enum Glob {
+    static func matches(_ pattern: String, _ text: String) -> Bool {
+        matches(Array(pattern.unicodeScalars)[...], Array(text.unicodeScalars)[...])
+    }
+
+    private static func matches(_ pattern: ArraySlice<Unicode.Scalar>, _ text: ArraySlice<Unicode.Scalar>) -> Bool {
+        guard let first = pattern.first else { return text.isEmpty }
+        switch first {
+        case "*":
+            var rest = text
+            while true {
+                if matches(pattern.dropFirst(), rest) { return true }
+                guard !rest.isEmpty else { return false }
+                rest = rest.dropFirst()
+            }
+        case "?":
+            return !text.isEmpty && matches(pattern.dropFirst(), text.dropFirst())
+        default:
+            return text.first == first && matches(pattern.dropFirst(), text.dropFirst())
+        }
+    }
+}

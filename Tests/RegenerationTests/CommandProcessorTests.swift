@@ -1,0 +1,62 @@
+import Foundation
+import Orchestration
+import Regeneration
+import Testing
+
+@Suite("Command processor")
+struct CommandProcessorTests {
+    /// A script that records its stdin and exits as the event's subject asks.
+    static func script(in directory: URL) throws -> (path: String, log: String) {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let log = directory.appendingPathComponent("seen.jsonl").path
+        let path = directory.appendingPathComponent("handler.sh").path
+        try """
+            #!/bin/sh
+            input=$(cat)
+            printf '%s\\n' "$input" >> '\(log)'
+            case "$input" in
+              *temporary*) exit 75 ;;
+              *permanent*) exit 3 ;;
+              *slow*) sleep 30 ;;
+            esac
+            exit 0
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        return (path, log)
+    }
+
+    static func context() -> EventContext {
+        EventContext(position: SourcePosition(topic: "t", partition: 0, offset: 0), key: "k", attempt: 1, traceparent: nil, executionID: "x")
+    }
+
+    @Test("Exit 0 succeeds with the event as JSON on stdin; 75 is retriable; other codes are permanent; a hang times out")
+    func exitCodes() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cmd-\(UUID().uuidString.prefix(8))")
+        let (path, log) = try Self.script(in: directory)
+        let processor = try CommandProcessor(executable: path, timeout: .milliseconds(500))
+        let ok = try await processor.process(ChangeEvent(id: "1", changeType: .nodeAdded, subject: "fine"), context: Self.context())
+        #expect(ok.regenerations == 1)
+        let seen = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(seen.contains(#""subject":"fine""#) && seen.contains(#""change_type":"node_added""#))
+
+        for (subject, kind) in [("temporary", ProcessingError.Kind.retriable), ("permanent", .permanent), ("slow", .retriable)] {
+            let error = await #expect(throws: ProcessingError.self) {
+                try await processor.process(ChangeEvent(id: "2", changeType: .nodeAdded, subject: subject), context: Self.context())
+            }
+            #expect(error?.kind == kind, "\(subject)")
+        }
+    }
+
+    @Test("Event data is never interpreted by a shell or passed as arguments")
+    func noInterpolation() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cmd-\(UUID().uuidString.prefix(8))")
+        let (path, _) = try Self.script(in: directory)
+        let marker = directory.appendingPathComponent("pwned").path
+        let processor = try CommandProcessor(executable: path)
+        _ = try await processor.process(
+            ChangeEvent(id: "$(touch \(marker))", changeType: .nodeAdded, subject: "`touch \(marker)`; touch \(marker)"),
+            context: Self.context())
+        #expect(!FileManager.default.fileExists(atPath: marker))
+        #expect(throws: ProcessingError.self) { try CommandProcessor(executable: directory.appendingPathComponent("missing").path) }
+    }
+}

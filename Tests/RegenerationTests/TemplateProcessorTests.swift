@@ -1,0 +1,131 @@
+import Foundation
+import Orchestration
+import Regeneration
+import Testing
+
+/// A templates folder and an output folder in a fresh temporary directory.
+struct TemplateWorkspace {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("regen-tpl-\(UUID().uuidString.prefix(8))")
+    var templates: String { root.appendingPathComponent("templates").path }
+    var output: String { root.appendingPathComponent("out").path }
+
+    init(manifest: String, templates files: [String: String]) throws {
+        try FileManager.default.createDirectory(atPath: templates, withIntermediateDirectories: true)
+        try manifest.write(toFile: "\(templates)/manifest.yaml", atomically: true, encoding: .utf8)
+        for (name, text) in files { try text.write(toFile: "\(templates)/\(name).mustache", atomically: true, encoding: .utf8) }
+    }
+
+    func read(_ relative: String) -> String? { try? String(contentsOfFile: "\(output)/\(relative)", encoding: .utf8) }
+
+    func files() -> [String] {
+        let enumerator = FileManager.default.enumerator(atPath: output)
+        return (enumerator?.allObjects as? [String] ?? []).filter { !$0.hasPrefix(".regen") && !$0.hasSuffix("/") }
+            .filter { !(try! URL(fileURLWithPath: "\(output)/\($0)").resourceValues(forKeys: [.isDirectoryKey]).isDirectory!) }.sorted()
+    }
+}
+
+func event(_ id: String, _ subject: String, _ type: ChangeType = .nodeUpdated, _ properties: [String: JSONValue] = [:]) -> CompletedEvent {
+    CompletedEvent(
+        event: ChangeEvent(id: id, changeType: type, subject: subject, properties: properties),
+        position: SourcePosition(topic: "t", partition: 0, offset: Int64(id.hashValue & 0xffff)))
+}
+
+@Suite("Template processor")
+struct TemplateProcessorTests {
+    static let perSubject = """
+        artifacts:
+          - name: node-page
+            template: node
+            output: "nodes/{{subject}}.html"
+            subjects: ["*"]
+        """
+
+    @Test("1,000 events on 10 subjects: 10 regenerations in one cycle, each with the subject's latest state")
+    func coalescesPerArtifact() async throws {
+        let workspace = try TemplateWorkspace(manifest: Self.perSubject, templates: ["node": "<h1>{{subject}}</h1><p>rev {{node.properties.revision}}</p>"])
+        let processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
+        let events = (0..<1000).map { event("e\($0)", "node-\($0 % 10)", .nodeUpdated, ["revision": .int($0)]) }
+        let report = try await processor.completeCycle(events, executionID: "x1")
+        #expect(report.regenerations == 10 && report.deployments == 1)
+        #expect(workspace.files().count == 10)
+        #expect(workspace.read("nodes/node-3.html") == "<h1>node-3</h1><p>rev 993</p>")
+    }
+
+    @Test("A subject like ../../etc/x stays a file inside the output directory")
+    func subjectCannotEscape() async throws {
+        let workspace = try TemplateWorkspace(manifest: Self.perSubject, templates: ["node": "{{subject}}"])
+        let processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
+        _ = try await processor.completeCycle([event("1", "../../etc/x"), event("2", "/abs/path"), event("3", ".hidden")], executionID: "x")
+        // Slashes and leading dots are encoded, so each subject is one file name in nodes/.
+        #expect(workspace.files() == ["nodes/%2E.%2F..%2Fetc%2Fx.html", "nodes/%2Ehidden.html", "nodes/%2Fabs%2Fpath.html"])
+        #expect(workspace.read("nodes/%2E.%2F..%2Fetc%2Fx.html") == "../../etc/x")
+        #expect(!FileManager.default.fileExists(atPath: workspace.root.appendingPathComponent("etc/x.html").path))
+    }
+
+    @Test("A failed render deploys nothing and keeps the previous versions; the cycle fails")
+    func failedRenderRollsBack() async throws {
+        let manifest = """
+            artifacts:
+              - { name: page, template: page, output: "nodes/{{subject}}.html" }
+              - { name: data, template: data, output: "data.json" }
+            """
+        let workspace = try TemplateWorkspace(
+            manifest: manifest,
+            templates: ["page": "{{subject}} {{node.properties.v}}", "data": "{ \"count\": {{count}}{{#nodes}}{{properties.broken}}{{/nodes}} }"])
+        let processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
+        _ = try await processor.completeCycle([event("1", "a", .nodeAdded, ["v": 1])], executionID: "ok")
+        #expect(workspace.read("nodes/a.html") == "a 1")
+        #expect(workspace.read("data.json") == "{ \"count\": 1 }")
+
+        await #expect(throws: TemplateError.self) {
+            try await processor.completeCycle(
+                [event("2", "a", .nodeUpdated, ["v": 2]), event("3", "b", .nodeAdded, ["broken": "oops"])], executionID: "bad")
+        }
+        #expect(workspace.read("nodes/a.html") == "a 1", "a file of the failed set was deployed")
+        #expect(workspace.read("nodes/b.html") == nil)
+        #expect(workspace.read("data.json") == "{ \"count\": 1 }")
+
+        // The state of the failed cycle was not kept: the next good cycle renders from the last good state.
+        let report = try await processor.completeCycle([event("4", "c", .nodeAdded, ["v": 3])], executionID: "ok2")
+        #expect(report.regenerations == 2)
+        #expect(workspace.read("data.json") == "{ \"count\": 2 }")
+    }
+
+    @Test("Dependencies are followed transitively; a template change re-renders what uses it")
+    func transitiveDependencies() async throws {
+        let manifest = """
+            artifacts:
+              - { name: page, template: page, output: "nodes/{{subject}}.html", subjects: ["node-*"] }
+              - { name: index, template: index, output: index.html, subjects: ["node-*"], dependsOn: [page] }
+              - { name: sitemap, template: sitemap, output: sitemap.xml, subjects: ["none"], dependsOn: [index] }
+              - { name: edges, template: edges, output: edges.txt, subjects: ["*"], changeTypes: [edge_added, edge_removed] }
+            """
+        let workspace = try TemplateWorkspace(
+            manifest: manifest,
+            templates: ["page": "{{subject}}", "index": "{{count}} pages", "sitemap": "<urlset/>", "edges": "{{#nodes}}{{#edges}}{{predicate}}{{/edges}}{{/nodes}}."])
+        let processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
+        let first = try await processor.completeCycle([event("1", "node-1", .nodeAdded), event("2", "node-2", .nodeAdded)], executionID: "a")
+        #expect(first.regenerations == 4)  // 2 pages, index, sitemap (through index)
+        #expect(workspace.read("edges.txt") == nil, "a node change does not affect an edges-only artifact")
+
+        let byTemplate = try await processor.completeCycle([event("3", "page", .templateChanged)], executionID: "b")
+        #expect(byTemplate.regenerations == 4)  // every page, then index and sitemap
+        let other = try await processor.completeCycle([event("4", "other", .nodeUpdated)], executionID: "c")
+        #expect(other.regenerations == 0)
+    }
+
+    @Test("Bad manifests are refused with the reason")
+    func badManifests() throws {
+        let cases = [
+            ("artifacts:\n  - { name: a, template: t, output: x, dependsOn: [b] }\n  - { name: b, template: t, output: y, dependsOn: [a] }", "cycle"),
+            ("artifacts:\n  - { name: a, template: t, output: x, dependsOn: [zzz] }", "unknown artifact 'zzz'"),
+            ("artifacts:\n  - { name: a, template: t, output: ../x }", "inside the output directory"),
+            ("artifacts:\n  - { name: a, template: t, output: /etc/x }", "inside the output directory"),
+        ]
+        for (manifest, reason) in cases {
+            let workspace = try TemplateWorkspace(manifest: manifest, templates: ["t": "x"])
+            let error = #expect(throws: TemplateError.self) { try TemplateManifest.load(from: workspace.templates) }
+            #expect(error?.description.contains(reason) == true, "\(String(describing: error))")
+        }
+    }
+}
