@@ -29,7 +29,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try ConfigurationLoader().load(file: config, overrides: overrides)
         let logger = makeLogger(label: "regen", level: logLevel)
-        let service = try RegenService(configuration: configuration, logger: logger)
+        let service = try await RegenService(configuration: configuration, logger: logger)
         exitOnSecondSignal()
         var groupConfiguration = ServiceGroupConfiguration(
             services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

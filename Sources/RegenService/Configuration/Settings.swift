@@ -145,13 +145,17 @@ public struct ServiceSettings: Sendable, Codable, Hashable {
 
 /// The processor doing the work.
 public struct ProcessorSettings: Sendable, Codable, Hashable {
-    /// The processor types this build has.
-    public static let types = ["simulate"]
+    /// The processor types.
+    public static let types = ["template", "command", "simulate"]
 
-    /// Which processor: `simulate`.
+    /// Which processor: `template`, `command` or `simulate`.
     public var type = "simulate"
     /// Settings of the `simulate` processor.
     public var simulate = SimulateSettings()
+    /// Settings of the `template` processor.
+    public var template = TemplateSettings()
+    /// Settings of the `command` processor.
+    public var command = CommandSettings()
 
     /// Creates default settings.
     public init() {}
@@ -160,12 +164,19 @@ public struct ProcessorSettings: Sendable, Codable, Hashable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         type = try c.value(.type, or: "simulate")
         simulate = try c.value(.simulate, or: SimulateSettings())
+        template = try c.value(.template, or: TemplateSettings())
+        command = try c.value(.command, or: CommandSettings())
     }
 
     func problems() -> [ConfigurationError] {
         var p = Problems()
         p.require(Self.types.contains(type), "processor.type", type, "one of: \(Self.types.joined(separator: ", "))")
-        return p.all + (type == "simulate" ? simulate.problems() : [])
+        switch type {
+        case "simulate": return p.all + simulate.problems()
+        case "template": return p.all + template.problems()
+        case "command": return p.all + command.problems()
+        default: return p.all
+        }
     }
 }
 
@@ -204,6 +215,62 @@ public struct SimulateSettings: Sendable, Codable, Hashable {
         p.require(sleepMs >= 0, "processor.simulate.sleepMs", sleepMs, "an integer >= 0")
         p.require(cpuIterations >= 0, "processor.simulate.cpuIterations", cpuIterations, "an integer >= 0")
         p.require((0...1).contains(failureRate), "processor.simulate.failureRate", failureRate, "a number in [0, 1]")
+        return p.all
+    }
+}
+
+/// Settings of the `template` processor.
+public struct TemplateSettings: Sendable, Codable, Hashable {
+    /// The templates directory (`manifest.yaml` and `*.mustache`).
+    public var templates = "templates"
+    /// Where artifacts are deployed.
+    public var output = "output"
+
+    /// Creates default settings.
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        templates = try c.value(.templates, or: "templates")
+        output = try c.value(.output, or: "output")
+    }
+
+    func problems() -> [ConfigurationError] {
+        var p = Problems()
+        var isDirectory: ObjCBool = false
+        p.require(
+            FileManager.default.fileExists(atPath: templates, isDirectory: &isDirectory) && isDirectory.boolValue,
+            "processor.template.templates", templates, "an existing directory with manifest.yaml and *.mustache templates")
+        p.require(!output.isEmpty, "processor.template.output", output, "a directory path")
+        return p.all
+    }
+}
+
+/// Settings of the `command` processor.
+public struct CommandSettings: Sendable, Codable, Hashable {
+    /// The program to run (no shell).
+    public var executable = ""
+    /// Its fixed arguments.
+    public var arguments: [String] = []
+    /// How long one run may take, in milliseconds.
+    public var timeoutMs = 30_000
+
+    /// Creates default settings.
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        executable = try c.value(.executable, or: "")
+        arguments = try c.value(.arguments, or: [])
+        timeoutMs = try c.value(.timeoutMs, or: 30_000)
+    }
+
+    func problems() -> [ConfigurationError] {
+        var p = Problems()
+        p.require(
+            FileManager.default.isExecutableFile(atPath: executable), "processor.command.executable", executable,
+            "the path of an executable file")
+        p.require(timeoutMs >= 1, "processor.command.timeoutMs", timeoutMs, "an integer >= 1")
         return p.all
     }
 }

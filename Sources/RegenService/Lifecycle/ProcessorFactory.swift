@@ -4,9 +4,21 @@ import Regeneration
 
 /// Builds the configured processor.
 enum ProcessorFactory {
-    /// - Throws: when the processor cannot be set up (e.g. its ledger file cannot be opened).
-    static func make(_ settings: ProcessorSettings) throws -> any EventProcessor {
-        let simulate = settings.simulate
+    /// - Throws: when the processor cannot be set up (bad manifest, ledger not writable, ...).
+    static func make(_ settings: ProcessorSettings) async throws -> any EventProcessor {
+        switch settings.type {
+        case "template":
+            return try await TemplateProcessor(templatesDirectory: settings.template.templates, outputDirectory: settings.template.output)
+        case "command":
+            return try CommandProcessor(
+                executable: settings.command.executable, arguments: settings.command.arguments,
+                timeout: .milliseconds(settings.command.timeoutMs))
+        default:
+            return try makeSimulated(settings.simulate)
+        }
+    }
+
+    private static func makeSimulated(_ simulate: SimulateSettings) throws -> any EventProcessor {
         let work: SimulatedProcessor.Work =
             switch simulate.work {
             case "sleep": .sleep(.milliseconds(simulate.sleepMs))

@@ -32,7 +32,7 @@ public final class RegenService: Service {
 
     /// Builds every part; connects lazily.
     /// - Throws: `KafkaError` or a processor setup error.
-    public init(configuration: ServiceConfiguration, logger: Logger) throws {
+    public init(configuration: ServiceConfiguration, logger: Logger) async throws {
         self.configuration = configuration
         self.logger = logger
         let runnerBox = RunnerBox()
@@ -46,7 +46,7 @@ public final class RegenService: Service {
             producer: telemetryProducer, telemetryTopic: configuration.topics.telemetry,
             alertsTopic: configuration.topics.alerts, capacity: configuration.service.telemetryBuffer, logger: logger)
         orchestrator = try RegenerationOrchestrator(
-            config: configuration.orchestrator, processor: ProcessorFactory.make(configuration.processor),
+            config: configuration.orchestrator, processor: await ProcessorFactory.make(configuration.processor),
             telemetry: telemetry,
             deadLetters: KafkaDeadLetterSink(producer: deadLetterProducer, topic: configuration.topics.deadLetter),
             environment: Self.environment(configuration, consumer: consumer), logger: logger)
