@@ -4,7 +4,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test demo broker clean
+.PHONY: deps build release test demo broker clean
 
 deps:
 	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists rdkafka; then \
@@ -20,9 +20,13 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-demo: deps
-	$(SWIFT) build --product regen
-	@echo "regen demo: not yet — the service lands with the service issue. Meanwhile: 'make broker'."
+# The same build command as docker/Dockerfile.
+release: deps
+	$(SWIFT) build -c release --product regen
+
+# The end-to-end demo on an embedded cluster (see README): about a minute, output in demo-output/.
+demo: release
+	.build/release/regen demo --templates examples/templates --output demo-output
 
 broker: deps
 	$(SWIFT) run regen broker

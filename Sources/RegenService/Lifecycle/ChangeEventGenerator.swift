@@ -31,10 +31,13 @@ public struct ChangeEventGenerator: Sendable {
     public func record(_ index: Int) -> (key: [UInt8], value: [UInt8]) {
         let subject = "node-\(index % keys)"
         guard !isMalformed(index) else { return (Array(subject.utf8), malformed(index, subject: subject)) }
-        let types = ChangeType.allCases.filter { !$0.isEdgeChange }
+        // Each subject's own history: added first, then updates, with an edge every tenth round.
+        let round = index / keys
+        let type: ChangeType = round == 0 ? .nodeAdded : (round % 10 == 9 ? .edgeAdded : .nodeUpdated)
         let event = ChangeEvent(
-            id: id(index), changeType: types[index % types.count], timestamp: Date(), subject: subject,
-            properties: ["title": .string("Node \(index % keys)"), "revision": .int(index)], source: "regen-produce",
+            id: id(index), changeType: type, timestamp: Date(), subject: subject,
+            predicate: type == .edgeAdded ? "links_to" : nil, object: type == .edgeAdded ? "node-\((index + 1) % keys)" : nil,
+            properties: ["title": .string("Node \(index % keys)"), "revision": .int(round)], source: "regen-produce",
             metadata: ["generator": "synthetic"])
         return (Array(subject.utf8), Array((try? JSONEncoder().encode(event)) ?? Data()))
     }
