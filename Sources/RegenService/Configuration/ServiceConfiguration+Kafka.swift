@@ -11,10 +11,11 @@ extension ServiceConfiguration {
             revocationTimeout: .milliseconds(service.revocationTimeoutMs))
     }
 
-    /// The producer for dead letters (idempotent, acknowledged by all in-sync replicas).
-    public func producerConfiguration(clientSuffix: String) -> KafkaProducerConfiguration {
+    /// An idempotent producer. Dead letters are awaited inside a cycle, so their producer
+    /// lingers 1 ms; telemetry is sent in the background and batches longer.
+    public func producerConfiguration(clientSuffix: String, linger: Duration = .milliseconds(5)) -> KafkaProducerConfiguration {
         var connection = kafka.connection
         connection.clientID += "-\(clientSuffix)"
-        return KafkaProducerConfiguration(connection: connection)
+        return KafkaProducerConfiguration(connection: connection, linger: linger)
     }
 }

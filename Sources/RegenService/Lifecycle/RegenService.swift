@@ -39,7 +39,7 @@ public final class RegenService: Service {
         consumer = try KafkaConsumer(
             configuration: configuration.consumerConfiguration(), logger: logger,
             rebalanceHandler: { event in await runnerBox.runner?.handle(event) })
-        deadLetterProducer = try KafkaProducer(configuration: configuration.producerConfiguration(clientSuffix: "dlq"), logger: logger)
+        deadLetterProducer = try KafkaProducer(configuration: configuration.producerConfiguration(clientSuffix: "dlq", linger: .milliseconds(1)), logger: logger)
         telemetryProducer = try KafkaProducer(
             configuration: configuration.producerConfiguration(clientSuffix: "telemetry"), logger: logger)
         telemetry = KafkaTelemetrySink(
