@@ -140,18 +140,29 @@ public final class KafkaConsumer: Sendable {
     /// rebalance handler returns.
     public var assignment: Set<TopicPartition> { coordinator.assignment }
 
+    /// Whether commits are held because this member is inside a rebalance (see ``commit(_:)``).
+    public var isRebalancing: Bool { coordinator.commitsHeld }
+
     /// Commits `offsets` (each the offset of the *next* message to consume) synchronously.
-    /// Refuses, committing nothing, if any partition is not owned by this consumer.
-    /// - Throws: `KafkaError.notAssigned`, or `.librdkafka` with the broker's error for
-    ///   the request or for any single partition. A thrown commit is never partly reported as success.
+    /// Refuses, committing nothing, if any partition is not owned by this consumer, and
+    /// while this member is inside a rebalance (after the broker refused a commit for
+    /// rebalancing, or after a revoke, until the rebalance's assignment): a commit sent
+    /// while the member rejoins would make librdkafka 2.0 declare the assignment lost.
+    /// - Throws: `KafkaError.notAssigned`; `.librdkafka` with `REBALANCE_IN_PROGRESS`
+    ///   (retriable) while held; or the broker's error for the request or any single
+    ///   partition. A thrown commit is never partly reported as success.
     public func commit(_ offsets: [TopicPartitionOffset]) async throws {
         guard !offsets.isEmpty else { return }
         try await perform(on: controlThread) { [coordinator] handle in
             let owned = coordinator.assignment
             let foreign = offsets.map(\.topicPartition).filter { !owned.contains($0) }
             guard foreign.isEmpty else { throw KafkaError.notAssigned(foreign) }
+            guard !coordinator.commitsHeld else {
+                throw KafkaError.librdkafka(.rebalanceInProgress, context: "commit held until this member's rebalance completes")
+            }
             let list = PartitionList(offsets)
             let err = rd_kafka_commit(handle, list.pointer, 0)
+            if err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS { coordinator.commitRefusedForRebalance() }
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
                 throw KafkaError.librdkafka(KafkaResponseCode(err), context: "commit \(offsets)")
             }
@@ -193,7 +204,8 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
-    /// Stops fetching from `partitions` (owned ones) until ``resume(_:)``.
+    /// Stops fetching from `partitions` (owned ones) until ``resume(_:)``, or until they
+    /// are assigned again after a rebalance: newly assigned partitions always fetch.
     /// - Throws: `KafkaError.notAssigned` or librdkafka's per-partition error.
     public func pause(_ partitions: [TopicPartition]) async throws {
         try await setPaused(partitions, paused: true)

@@ -12,6 +12,26 @@ final class RebalanceCoordinator: Sendable {
     private let cooperative: Bool
     private let logger: Logger
     private let owned = Mutex<Set<TopicPartition>>([])
+    private let hold = Mutex(CommitHold())
+
+    /// When commits must not be sent: while this member is inside a rebalance. A commit
+    /// sent while it rejoins carries the old generation; the broker answers
+    /// ILLEGAL_GENERATION and librdkafka 2.0 then declares the whole assignment lost.
+    struct CommitHold {
+        /// Assign callbacks still to come before the rebalance is over.
+        var assignsToWait = 0
+        var since = ContinuousClock.now
+
+        /// A hold that outlives this is released anyway, in case a round never completes.
+        static let limit = Duration.seconds(60)
+
+        var isHeld: Bool { assignsToWait > 0 && ContinuousClock.now - since < Self.limit }
+
+        mutating func wait(forAssigns count: Int) {
+            if !isHeld { since = .now }
+            assignsToWait = max(isHeld ? assignsToWait : 0, count)
+        }
+    }
 
     /// `cooperative` comes from the configured strategy: asking librdkafka with
     /// `rd_kafka_rebalance_protocol` inside the callback can hang after close (librdkafka #4041).
@@ -24,6 +44,13 @@ final class RebalanceCoordinator: Sendable {
 
     /// The partitions this consumer owns right now (revoked ones until their handler returns).
     var assignment: Set<TopicPartition> { owned.withLock { $0 } }
+
+    /// Whether commits are held because this member is inside a rebalance.
+    var commitsHeld: Bool { hold.withLock { $0.isHeld } }
+
+    /// The broker refused a commit because the group is rebalancing: hold commits until
+    /// this member's next assignment.
+    func commitRefusedForRebalance() { hold.withLock { $0.wait(forAssigns: 1) } }
 
     func install(on conf: OpaquePointer) {
         rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
@@ -38,15 +65,23 @@ final class RebalanceCoordinator: Sendable {
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             apply(handle, list, assign: true, cooperative: cooperative)
+            // librdkafka keeps a partition's pause flag across unassign/assign; a newly
+            // assigned partition must start fetching whatever its past.
+            if list.pointee.cnt > 0 { _ = rd_kafka_resume_partitions(handle, list) }
             owned.withLock { $0.formUnion(partitions) }
+            hold.withLock { $0.assignsToWait = max(0, $0.assignsToWait - 1) }
             notify(.assigned(partitions))
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             if rd_kafka_assignment_lost(handle) != 0 {
                 owned.withLock { $0.subtract(partitions) }
+                hold.withLock { $0.wait(forAssigns: 1) }
                 notify(.lost(partitions))
             } else {
                 notify(.revoked(partitions))
                 owned.withLock { $0.subtract(partitions) }
+                // Eager: the join follows, then the assign. Cooperative: this round's assign,
+                // then a second round gives the revoked partitions away, then its assign.
+                hold.withLock { $0.wait(forAssigns: cooperative ? 2 : 1) }
             }
             apply(handle, list, assign: false, cooperative: cooperative)
         default:
