@@ -34,7 +34,7 @@ public struct ConfigurationLoader: Sendable {
             guard let equals = assignment.firstIndex(of: "=") else {
                 throw LoadError(description: "--set '\(assignment)': expected path=value")
             }
-            let path = assignment[..<equals].split(separator: ".").map(String.init)
+            let path = Self.settingPath(String(assignment[..<equals]))
             try Self.set(&tree, path: path, value: String(assignment[assignment.index(after: equals)...]), origin: "--set")
         }
         let configuration = try decode(tree)
@@ -59,6 +59,18 @@ public struct ConfigurationLoader: Sendable {
         }
     }
 
+    /// `a.b.c` as ["a", "b", "c"]; after a `properties` level the rest is one key,
+    /// since librdkafka property names contain dots (`kafka.properties.fetch.wait.max.ms`).
+    static func settingPath(_ text: String) -> [String] {
+        var path: [String] = []
+        var rest = Substring(text)
+        while let dot = rest.firstIndex(of: "."), path.last != "properties" {
+            path.append(String(rest[..<dot]))
+            rest = rest[rest.index(after: dot)...]
+        }
+        return path + [String(rest)]
+    }
+
     /// `REGEN_A__B_C=v` as (["a", "bC"], "v").
     func environmentOverrides() -> [(path: [String], value: String)] {
         environment.keys.sorted().compactMap { name in
@@ -77,11 +89,12 @@ public struct ConfigurationLoader: Sendable {
     private static func set(_ tree: inout [String: Any], path: [String], value: String, origin: String) throws {
         guard let key = path.first else { return }
         if path.count == 1 {
-            tree[key] = (try? Yams.load(yaml: value)).flatMap { $0 } ?? value
+            // librdkafka properties are strings; everything else is read as a YAML scalar or list.
+            tree[key] = origin.hasSuffix("properties") ? value : (try? Yams.load(yaml: value)).flatMap { $0 } ?? value
             return
         }
         var child = tree[key] as? [String: Any] ?? [:]
-        try set(&child, path: Array(path.dropFirst()), value: value, origin: origin)
+        try set(&child, path: Array(path.dropFirst()), value: value, origin: key == "properties" ? "\(origin) properties" : origin)
         tree[key] = child
     }
 

@@ -115,8 +115,6 @@ public struct ServiceSettings: Sendable, Codable, Hashable {
     public var revocationTimeoutMs = 15_000
     /// How long a graceful shutdown may take before in-flight work is abandoned, in milliseconds.
     public var shutdownTimeoutMs = 30_000
-    /// Commit attempts for retriable errors.
-    public var commitAttempts = 5
     /// Telemetry events buffered while the telemetry broker is slow or away.
     public var telemetryBuffer = 10_000
 
@@ -129,7 +127,6 @@ public struct ServiceSettings: Sendable, Codable, Hashable {
         instance = try c.decodeIfPresent(String.self, forKey: .instance)
         revocationTimeoutMs = try c.value(.revocationTimeoutMs, or: d.revocationTimeoutMs)
         shutdownTimeoutMs = try c.value(.shutdownTimeoutMs, or: d.shutdownTimeoutMs)
-        commitAttempts = try c.value(.commitAttempts, or: d.commitAttempts)
         telemetryBuffer = try c.value(.telemetryBuffer, or: d.telemetryBuffer)
     }
 
@@ -137,7 +134,6 @@ public struct ServiceSettings: Sendable, Codable, Hashable {
         var p = Problems()
         p.require(revocationTimeoutMs >= 2000, "service.revocationTimeoutMs", revocationTimeoutMs, "an integer >= 2000")
         p.require(shutdownTimeoutMs >= 1000, "service.shutdownTimeoutMs", shutdownTimeoutMs, "an integer >= 1000")
-        p.require(commitAttempts >= 1, "service.commitAttempts", commitAttempts, "an integer >= 1")
         p.require(telemetryBuffer >= 1, "service.telemetryBuffer", telemetryBuffer, "an integer >= 1")
         return p.all
     }

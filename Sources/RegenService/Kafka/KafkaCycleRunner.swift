@@ -47,12 +47,33 @@ actor KafkaCycleRunner {
     /// - Throws: `KafkaError` when the consumer fails fatally or a rewind fails.
     func run() async throws {
         while !stopping.isSet {
+            try await settlePendingCommits()
             let batch = try await nextBatch()
             // A batch read after the stop request is not processed: uncommitted, it is read again.
             guard !batch.isEmpty, !stopping.isSet else { continue }
             try await runCycle(batch)
         }
+        await ledger.flushPending()
         logger.info("cycle loop stopped")
+    }
+
+    /// While a commit is pending, starts no new cycle: polls with fetching paused (so the
+    /// group can finish rebalancing: rebalances happen inside poll) and retries once the
+    /// consumer no longer holds commits, or after a second for other errors. Ends when the
+    /// commit lands, or when its partitions are revoked or lost (the ledger drops it).
+    private func settlePendingCommits() async throws {
+        var attempts = 0
+        while ledger.hasPending && !stopping.isSet && attempts < 100 {
+            if await ledger.flushPending() { break }
+            attempts += 1
+            try await pauseFetching()
+            let until = ContinuousClock.now + .seconds(1)
+            repeat {
+                carry += try await consumer.poll(maxMessages: 1, timeout: .milliseconds(100))
+            } while !stopping.isSet && (consumer.isRebalancing || ContinuousClock.now < until)
+        }
+        if ledger.hasPending && attempts >= 100 { logger.error("commits still refused after 100 attempts; they stay pending") }
+        try await resumeFetching()
     }
 
     /// Records left over from the last keep-alive polling first, then polls until the
@@ -148,6 +169,7 @@ actor KafkaCycleRunner {
         case .assigned:
             paused.subtract(partitions)
         case .lost:
+            ledger.forget(partitions)
             forget(partitions)
         case .revoked:
             if let task = inFlight, let result = await Self.wait(for: task, atMost: revocationTimeout - .seconds(1)) {
@@ -156,7 +178,10 @@ actor KafkaCycleRunner {
                 } catch {
                     logger.warning("rewind of revoked partitions failed", metadata: ["error": "\(error)"])
                 }
+            } else {
+                await ledger.flushPending(partitions)
             }
+            ledger.forget(partitions)
             forget(partitions)
         }
     }

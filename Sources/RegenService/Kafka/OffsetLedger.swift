@@ -6,7 +6,11 @@ import Synchronization
 /// Commits what a cycle finished and rewinds what it did not: per partition, the end
 /// of the done prefix is committed, and the consumer seeks back to the first record
 /// not done so it is read again. Partitions this instance no longer owns are skipped.
-/// A failed commit is retried and reported, never counted.
+///
+/// A commit that fails stays *pending*, never counted as done: it is tried again after
+/// the next poll (a group that is rebalancing refuses commits until its members have
+/// polled their way through the rebalance), and dropped only when its partitions are
+/// revoked or lost, whose records the next owner then reads again.
 final class OffsetLedger: Sendable {
     /// Commit outcomes, for the progress line and the summary.
     struct Counters: Sendable {
@@ -18,38 +22,40 @@ final class OffsetLedger: Sendable {
 
     private let consumer: KafkaConsumer
     private let logger: Logger
-    private let attempts: Int
     private let counters = Mutex(Counters())
+    private let pending = Mutex<[TopicPartition: Int64]>([:])
 
-    init(consumer: KafkaConsumer, logger: Logger, attempts: Int = 5) {
+    init(consumer: KafkaConsumer, logger: Logger) {
         self.consumer = consumer
         self.logger = logger
-        self.attempts = attempts
     }
 
     var snapshot: Counters { counters.withLock { $0 } }
+
+    /// Whether a commit is waiting to be retried.
+    var hasPending: Bool { pending.withLock { !$0.isEmpty } }
+
 
     /// Commits and rewinds after a cycle, for the partitions in `only` (all when nil).
     /// - Returns: the partitions rewound.
     /// - Throws: `KafkaError` when a rewind fails: going on would read past records that
     ///   are not done, so the caller must stop (a restart resumes from the commits).
     @discardableResult
-    func settle(_ result: CycleResult, only: Set<TopicPartition>? = nil) async throws -> Set<TopicPartition> {
+    func settle(_ result: CycleResult, only scope: Set<TopicPartition>? = nil) async throws -> Set<TopicPartition> {
         let owned = consumer.assignment
-        var commits: [TopicPartitionOffset] = []
         var rewinds: [TopicPartitionOffset] = []
         for progress in result.partitions {
             let partition = TopicPartition(progress.partition)
-            guard only?.contains(partition) ?? true else { continue }
+            guard scope?.contains(partition) ?? true else { continue }
             guard owned.contains(partition) else {
                 counters.withLock { $0.skippedNotOwned += 1 }
                 logger.info("not committing a partition no longer owned", metadata: ["partition": "\(partition)"])
                 continue
             }
-            if let offset = progress.commitOffset { commits.append(TopicPartitionOffset(partition, offset: offset)) }
+            if let offset = progress.commitOffset { pending.withLock { $0[partition] = max($0[partition] ?? offset, offset) } }
             if let offset = progress.firstNotDone { rewinds.append(TopicPartitionOffset(partition, offset: offset)) }
         }
-        await commit(commits)
+        await flushPending(scope)
         guard !rewinds.isEmpty else { return [] }
         try await consumer.seek(rewinds)
         counters.withLock { $0.rewinds += rewinds.count }
@@ -57,29 +63,43 @@ final class OffsetLedger: Sendable {
         return Set(rewinds.map(\.topicPartition))
     }
 
-    /// Commits with retries on retriable errors; drops partitions lost meanwhile.
-    private func commit(_ offsets: [TopicPartitionOffset]) async {
-        var pending = offsets
-        var attempt = 0
-        while !pending.isEmpty {
-            attempt += 1
-            do {
-                try await consumer.commit(pending)
-                counters.withLock { $0.commits += 1 }
-                return
-            } catch let error as KafkaError where error.code == .notAssigned {
-                let owned = consumer.assignment
-                pending.removeAll { !owned.contains($0.topicPartition) }
-            } catch let error as KafkaError where error.isRetriable && attempt < attempts {
-                logger.warning("commit failed; retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
-                try? await Task.sleep(for: .milliseconds(100 * attempt))
-            } catch {
-                counters.withLock { $0.failedCommits += 1 }
-                logger.error(
-                    "commit failed; the records will be read again after a restart or rebalance",
-                    metadata: ["offsets": "\(pending)", "error": "\(error)"])
-                return
+    /// Tries once to commit the pending offsets (of `scope`, or all) that are still owned.
+    /// - Returns: whether nothing is pending for `scope` any more.
+    @discardableResult
+    func flushPending(_ scope: Set<TopicPartition>? = nil) async -> Bool {
+        let owned = consumer.assignment
+        let offsets = pending.withLock { pending -> [TopicPartitionOffset] in
+            for partition in pending.keys where !owned.contains(partition) { pending[partition] = nil }
+            return pending.filter { scope?.contains($0.key) ?? true }.map { TopicPartitionOffset($0.key, offset: $0.value) }
+        }
+        guard !offsets.isEmpty else { return true }
+        guard !consumer.isRebalancing else { return false }  // the consumer would refuse it
+        do {
+            try await consumer.commit(offsets)
+            pending.withLock { pending in
+                for position in offsets where pending[position.topicPartition] == position.offset {
+                    pending[position.topicPartition] = nil
+                }
             }
+            counters.withLock { $0.commits += 1 }
+            return true
+        } catch {
+            counters.withLock { $0.failedCommits += 1 }
+            logger.warning("commit failed; kept pending, retried after the next poll", metadata: ["offsets": "\(offsets)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Drops pending commits of partitions given up: their next owner reads from the last commit.
+    func forget(_ partitions: Set<TopicPartition>) {
+        let dropped = pending.withLock { pending in
+            let dropped = pending.filter { partitions.contains($0.key) }
+            for partition in partitions { pending[partition] = nil }
+            return dropped
+        }
+        if !dropped.isEmpty {
+            logger.warning("pending commits dropped with their partitions; the next owner reads those records again",
+                           metadata: ["offsets": "\(dropped)"])
         }
     }
 }

@@ -50,7 +50,7 @@ public final class RegenService: Service {
             telemetry: telemetry,
             deadLetters: KafkaDeadLetterSink(producer: deadLetterProducer, topic: configuration.topics.deadLetter),
             environment: Self.environment(configuration, consumer: consumer), logger: logger)
-        ledger = OffsetLedger(consumer: consumer, logger: logger, attempts: configuration.service.commitAttempts)
+        ledger = OffsetLedger(consumer: consumer, logger: logger)
         runner = KafkaCycleRunner(
             consumer: consumer, orchestrator: orchestrator, ledger: ledger, limits: configuration.orchestrator.cycle,
             revocationTimeout: .milliseconds(configuration.service.revocationTimeoutMs),
