@@ -1,0 +1,77 @@
+import Foundation
+import Orchestration
+import RegenService
+import Testing
+
+@Suite("Service configuration and CLI")
+struct ServiceConfigurationTests {
+    func file(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("regen-\(UUID().uuidString.prefix(8)).yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("File, then REGEN_ environment, then --set: later layers win")
+    func layering() throws {
+        let path = try file("""
+            kafka: { bootstrapServers: "a:9092", groupId: from-file }
+            orchestrator: { concurrency: 3, retry: { maxAttempts: 4 } }
+            """)
+        let loader = ConfigurationLoader(environment: [
+            "REGEN_KAFKA__GROUP_ID": "from-env", "REGEN_ORCHESTRATOR__RETRY__MAX_ATTEMPTS": "7",
+            "REGEN_KAFKA__BOOTSTRAP_SERVERS": "b:9092,c:9092", "HOME": "/root",
+        ])
+        let configuration = try loader.load(file: path, overrides: ["orchestrator.concurrency=5"])
+        #expect(configuration.kafka.groupId == "from-env")
+        #expect(configuration.kafka.bootstrapServers == ["b:9092", "c:9092"])
+        #expect(configuration.orchestrator.retry.maxAttempts == 7)
+        #expect(configuration.orchestrator.concurrency == 5)
+        #expect(configuration.orchestrator.retry.initialBackoffMs == 100, "unset keys keep their defaults")
+    }
+
+    @Test("Invalid values are refused naming every field at fault")
+    func invalidValues() throws {
+        let path = try file("""
+            kafka: { sessionTimeoutMs: 10, inputTopics: [] }
+            orchestrator: { concurrency: 0 }
+            processor: { type: teleport }
+            """)
+        let error = #expect(throws: ConfigurationErrors.self) { try ConfigurationLoader(environment: [:]).load(file: path) }
+        let fields = Set(error?.errors.map(\.field) ?? [])
+        #expect(fields == ["kafka.sessionTimeoutMs", "kafka.inputTopics", "orchestrator.concurrency", "processor.type"])
+        #expect(error?.description.contains("processor.type = teleport is not allowed: must be one of: template, command, simulate") == true)
+    }
+
+    @Test("A wrongly typed value and an unknown librdkafka property are named")
+    func typesAndLibrdkafka() throws {
+        let typed = #expect(throws: ConfigurationLoader.LoadError.self) {
+            try ConfigurationLoader(environment: [:]).load(file: nil, overrides: ["orchestrator.retry.maxAttempts=many"])
+        }
+        #expect(typed?.description.contains("orchestrator.retry.maxAttempts") == true)
+        let property = #expect(throws: ConfigurationErrors.self) {
+            try ConfigurationLoader(environment: [:]).load(file: nil, overrides: ["kafka.properties.fetch.wait.maxx.ms=5"])
+        }
+        #expect(property?.errors.first?.field.contains("kafka.properties") == true)
+    }
+
+    @Test("Secrets are redacted in the printed configuration")
+    func redaction() throws {
+        let configuration = try ConfigurationLoader(environment: ["REGEN_KAFKA__SASL_PASSWORD": "hunter2"])
+            .load(file: nil, overrides: ["kafka.saslUsername=svc", "kafka.properties.ssl.key.password=s3cr3t"])
+        let text = try configuration.redactedJSON()
+        #expect(!text.contains("hunter2") && !text.contains("s3cr3t"))
+        #expect(text.contains(#""svc""#) && text.contains("[redacted]"))
+    }
+
+    @Test("regen exits 2 for usage and configuration errors, 0 for a valid check")
+    func exitCodes() async throws {
+        let bad = try file("orchestrator: { concurrency: -1 }")
+        let good = try file("kafka: { groupId: g }")
+        for (arguments, expected) in [(["config", "check", bad], Int32(2)), (["run", "--no-such-flag"], 2), (["config", "check", good], 0)] {
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cli-\(UUID().uuidString.prefix(6)).log")
+            let process = try RegenProcess(arguments: arguments, log: log)
+            #expect(await process.waitForExit() == expected, "\(arguments): \(process.output)")
+            if expected == 2 && arguments[0] == "config" { #expect(process.output.contains("orchestrator.concurrency = -1")) }
+        }
+    }
+}
