@@ -11,11 +11,20 @@ extension ServiceConfiguration {
             revocationTimeout: .milliseconds(service.revocationTimeoutMs))
     }
 
-    /// An idempotent producer. Dead letters are awaited inside a cycle, so their producer
-    /// lingers 1 ms; telemetry is sent in the background and batches longer.
-    public func producerConfiguration(clientSuffix: String, linger: Duration = .milliseconds(5)) -> KafkaProducerConfiguration {
+    /// The idempotent producer for dead letters: they are awaited inside a cycle, so it
+    /// lingers 1 ms.
+    public func deadLetterProducerConfiguration() -> KafkaProducerConfiguration {
         var connection = kafka.connection
-        connection.clientID += "-\(clientSuffix)"
-        return KafkaProducerConfiguration(connection: connection, linger: linger)
+        connection.clientID += "-dlq"
+        return KafkaProducerConfiguration(connection: connection, linger: .milliseconds(1))
+    }
+
+    /// The producer for telemetry and alerts, on `kafka.telemetryBootstrapServers` when set.
+    /// A record undelivered after 30 s is dropped (and counted): telemetry must never pile up.
+    public func telemetryProducerConfiguration() -> KafkaProducerConfiguration {
+        var connection = kafka.connection
+        connection.clientID += "-telemetry"
+        if let servers = kafka.telemetryBootstrapServers, !servers.isEmpty { connection.bootstrapServers = servers }
+        return KafkaProducerConfiguration(connection: connection, deliveryTimeout: .seconds(30), linger: .milliseconds(20))
     }
 }

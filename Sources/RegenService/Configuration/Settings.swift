@@ -34,6 +34,8 @@ public struct KafkaSettings: Sendable, Codable, Hashable {
     public var sslCaLocation: String?
     /// Any other librdkafka property, for every client.
     public var properties: [String: String] = [:]
+    /// Brokers for telemetry and alerts, when they live on another cluster (default: `bootstrapServers`).
+    public var telemetryBootstrapServers: [String]?
 
     /// Creates default settings.
     public init() {}
@@ -56,6 +58,7 @@ public struct KafkaSettings: Sendable, Codable, Hashable {
         saslPassword = try c.decodeIfPresent(String.self, forKey: .saslPassword)
         sslCaLocation = try c.decodeIfPresent(String.self, forKey: .sslCaLocation)
         properties = try c.value(.properties, or: d.properties)
+        telemetryBootstrapServers = c.contains(.telemetryBootstrapServers) ? try c.list(.telemetryBootstrapServers, or: []) : nil
     }
 
     /// The connection these settings describe.

@@ -33,7 +33,7 @@ final class KafkaTelemetrySink: TelemetrySink, Service {
         self.telemetryTopic = telemetryTopic
         self.alertsTopic = alertsTopic
         self.logger = logger
-        (stream, continuation) = AsyncStream.makeStream(of: TelemetryEvent.self, bufferingPolicy: .bufferingOldest(capacity))
+        (stream, continuation) = AsyncStream.makeStream(of: TelemetryEvent.self, bufferingPolicy: .bufferingNewest(capacity))
     }
 
     var snapshot: Counters { counters.withLock { $0 } }
@@ -55,8 +55,6 @@ final class KafkaTelemetrySink: TelemetrySink, Service {
                 inFlight += 1
             }
         }
-        let dropped = snapshot.dropped
-        if dropped > 0 { logger.warning("telemetry events dropped", metadata: ["count": "\(dropped)"]) }
     }
 
     /// Stops accepting events; ``run()`` returns once the buffered ones are sent.

@@ -39,9 +39,8 @@ public final class RegenService: Service {
         consumer = try KafkaConsumer(
             configuration: configuration.consumerConfiguration(), logger: logger,
             rebalanceHandler: { event in await runnerBox.runner?.handle(event) })
-        deadLetterProducer = try KafkaProducer(configuration: configuration.producerConfiguration(clientSuffix: "dlq", linger: .milliseconds(1)), logger: logger)
-        telemetryProducer = try KafkaProducer(
-            configuration: configuration.producerConfiguration(clientSuffix: "telemetry"), logger: logger)
+        deadLetterProducer = try KafkaProducer(configuration: configuration.deadLetterProducerConfiguration(), logger: logger)
+        telemetryProducer = try KafkaProducer(configuration: configuration.telemetryProducerConfiguration(), logger: logger)
         telemetry = KafkaTelemetrySink(
             producer: telemetryProducer, telemetryTopic: configuration.topics.telemetry,
             alertsTopic: configuration.topics.alerts, capacity: configuration.service.telemetryBuffer, logger: logger)
@@ -82,8 +81,17 @@ public final class RegenService: Service {
             let failure: (any Error)?
             do { try await processCycles(); failure = nil } catch { failure = error }
             telemetry.finish()
+            // Buffered telemetry gets 10 s to go out; then its producer closes, failing the rest.
+            group.addTask { [telemetryProducer] in
+                try? await Task.sleep(for: .seconds(10))
+                try? await telemetryProducer.close(timeout: .seconds(1))
+            }
+            _ = try await group.next()
+            group.cancelAll()
             try await group.waitForAll()
             await closeProducers()
+            let sent = telemetry.snapshot
+            logger.info("telemetry", metadata: ["published": "\(sent.published)", "dropped": "\(sent.dropped)"])
             if let failure { throw failure }
         }
     }
