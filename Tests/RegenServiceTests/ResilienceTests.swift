@@ -56,3 +56,23 @@ struct ResilienceTests {
         #expect(Set(ledger) == fixture.goodIDs(0..<8000), "lost events")
     }
 }
+
+@Suite("Telemetry outage", .timeLimit(.minutes(3)))
+struct TelemetryOutageTests {
+    @Test("With the telemetry broker unreachable, processing and commits go on; shutdown stays bounded; drops are counted")
+    func telemetryBrokerDown() async throws {
+        let fixture = try await ServiceFixture(partitions: 4)
+        try await fixture.produce(0..<3000)
+        let run = try fixture.start(
+            config: fixture.writeConfig(),
+            arguments: ["--set", "kafka.telemetryBootstrapServers=127.0.0.1:9"])
+        #expect(try await fixture.waitUntilCommitted())
+        #expect(Set(fixture.ledger()) == fixture.goodIDs(0..<3000))
+        let stopped = ContinuousClock.now
+        run.signal(SIGTERM)
+        #expect(await run.waitForExit(within: .seconds(40)) == 0)
+        #expect(ContinuousClock.now - stopped < .seconds(30), "shutdown waited on the unreachable telemetry broker")
+        let line = run.output.split(separator: "\n").last { $0.contains("dropped=") } ?? ""
+        #expect(line.contains("published=0") && !line.contains("dropped=0"), "\(line)")
+    }
+}

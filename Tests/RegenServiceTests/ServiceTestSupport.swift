@@ -32,6 +32,10 @@ final class ServiceFixture: Sendable {
     /// Writes a configuration with the test settings DESIGN.md asks for; `orchestrator` adds
     /// lines to that section, `simulate` entries to the simulate processor's map.
     func writeConfig(orchestrator: [String] = [], simulate: String = "", name: String = "regen.yaml") throws -> String {
+        // Defaults the test did not override (a repeated YAML key is an error).
+        let defaults = ["healthCheckIntervalSecs: 0", "eventTimeoutMs: 5000"].filter { line in
+            !orchestrator.contains { $0.hasPrefix(line.prefix { $0 != ":" } + ":") }
+        }
         let yaml = """
             kafka:
               bootstrapServers: "\(cluster.bootstrapServers)"
@@ -46,9 +50,7 @@ final class ServiceFixture: Sendable {
               revocationTimeoutMs: 5000
               shutdownTimeoutMs: 20000
             orchestrator:
-              healthCheckIntervalSecs: 0
-              eventTimeoutMs: 5000
-            \(orchestrator.map { "  " + $0 }.joined(separator: "\n"))
+            \((defaults + orchestrator).map { "  " + $0 }.joined(separator: "\n"))
             """
         let path = directory.appendingPathComponent(name).path
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
