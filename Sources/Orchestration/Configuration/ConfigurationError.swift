@@ -18,10 +18,15 @@ public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvert
 }
 
 /// Collects every violation instead of stopping at the first.
-struct ConfigurationChecker {
-    private(set) var errors: [ConfigurationError] = []
+public struct ConfigurationChecker: Sendable {
+    /// The violations so far.
+    public private(set) var errors: [ConfigurationError] = []
 
-    mutating func require(_ condition: Bool, _ field: String, _ value: some Any, _ allowed: String) {
+    /// Starts with no violations.
+    public init() {}
+
+    /// Records a violation of `field` (with `value`, and what is `allowed`) unless `condition` holds.
+    public mutating func require(_ condition: Bool, _ field: String, _ value: some Any, _ allowed: String) {
         if !condition { errors.append(ConfigurationError(field: field, value: "\(value)", allowed: allowed)) }
     }
 }
@@ -39,7 +44,8 @@ public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
 
 extension KeyedDecodingContainer {
     /// The value for `key`, or `fallback` when the key is absent: config files name only what they change.
-    func value<T: Decodable>(_ key: Key, or fallback: T) throws -> T {
+    /// - Throws: `DecodingError` when the key is present with a value of the wrong type.
+    public func value<T: Decodable>(_ key: Key, or fallback: T) throws -> T {
         try decodeIfPresent(T.self, forKey: key) ?? fallback
     }
 }

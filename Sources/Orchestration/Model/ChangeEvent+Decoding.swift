@@ -57,21 +57,37 @@ extension ChangeEvent {
     }
 
     private static func describe(_ error: DecodingError) -> InvalidChangeEvent {
+        let problem = DecodingProblem(error)
+        return InvalidChangeEvent(field: problem.field, reason: problem.reason)
+    }
+}
+
+/// A decoding failure as the field at fault (a dotted path, `[n]` for list items) and
+/// what is wrong with it, in words for an error message.
+public struct DecodingProblem: Sendable, Hashable, CustomStringConvertible {
+    /// The field at fault, or nil when the input as a whole is unreadable.
+    public var field: String?
+    /// What is wrong.
+    public var reason: String
+
+    /// Describes `error`.
+    public init(_ error: DecodingError) {
         switch error {
         case .keyNotFound(let key, let context):
-            return InvalidChangeEvent(field: path(context.codingPath + [key]), reason: "missing")
+            (field, reason) = (Self.path(context.codingPath + [key]), "missing")
         case .typeMismatch(let type, let context):
-            return InvalidChangeEvent(field: path(context.codingPath), reason: "expected \(typeName(type))")
+            (field, reason) = (Self.path(context.codingPath), "expected \(Self.typeName(type))")
         case .valueNotFound(let type, let context):
-            return InvalidChangeEvent(field: path(context.codingPath), reason: "null where \(typeName(type)) is required")
+            (field, reason) = (Self.path(context.codingPath), "null where \(Self.typeName(type)) is required")
         case .dataCorrupted(let context):
-            let field = context.codingPath.isEmpty ? nil : path(context.codingPath)
-            let reason = field == nil ? "not valid JSON: \(underlying(context))" : context.debugDescription
-            return InvalidChangeEvent(field: field, reason: reason)
+            field = context.codingPath.isEmpty ? nil : Self.path(context.codingPath)
+            reason = field == nil ? "not valid JSON: \(Self.underlying(context))" : context.debugDescription
         @unknown default:
-            return InvalidChangeEvent(field: nil, reason: "\(error)")
+            (field, reason) = (nil, "\(error)")
         }
     }
+
+    public var description: String { field.map { "\($0): \(reason)" } ?? reason }
 
     private static func path(_ keys: [any CodingKey]) -> String {
         keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")

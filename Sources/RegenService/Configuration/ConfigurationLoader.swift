@@ -103,7 +103,7 @@ public struct ConfigurationLoader: Sendable {
         do {
             return try JSONDecoder().decode(ServiceConfiguration.self, from: data)
         } catch let error as DecodingError {
-            throw LoadError(description: Self.describe(error))
+            throw LoadError(description: DecodingProblem(error).description)
         }
     }
 
@@ -114,17 +114,6 @@ public struct ConfigurationLoader: Sendable {
         case let list as [Any]: list.map(jsonSafe)
         case is String, is Int, is Double, is Bool, is NSNull: value
         default: "\(value)"
-        }
-    }
-
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ keys: [any CodingKey]) -> String { keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") }
-        switch error {
-        case .typeMismatch(let type, let context): return "\(path(context.codingPath)): expected \(type)"
-        case .valueNotFound(let type, let context): return "\(path(context.codingPath)): expected \(type), found null"
-        case .keyNotFound(let key, let context): return "\(path(context.codingPath + [key])): missing"
-        case .dataCorrupted(let context): return "\(path(context.codingPath)): \(context.debugDescription)"
-        @unknown default: return "\(error)"
         }
     }
 }

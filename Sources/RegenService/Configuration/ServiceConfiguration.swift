@@ -56,24 +56,11 @@ public struct ServiceConfiguration: Sendable, Codable, Hashable {
 }
 
 extension KeyedDecodingContainer {
-    /// The value for `key`, or `fallback` when the key is absent.
-    func value<T: Decodable>(_ key: Key, or fallback: T) throws -> T {
-        try decodeIfPresent(T.self, forKey: key) ?? fallback
-    }
-
     /// A list given as a YAML/JSON array or as one comma-separated string.
     func list(_ key: Key, or fallback: [String]) throws -> [String] {
         if let text = try? decodeIfPresent(String.self, forKey: key) {
             return text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         return try decodeIfPresent([String].self, forKey: key) ?? fallback
-    }
-}
-
-/// Collects violations with their field names.
-struct Problems {
-    private(set) var all: [ConfigurationError] = []
-    mutating func require(_ condition: Bool, _ field: String, _ value: some Any, _ allowed: String) {
-        if !condition { all.append(ConfigurationError(field: field, value: "\(value)", allowed: allowed)) }
     }
 }

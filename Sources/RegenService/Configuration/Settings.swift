@@ -70,14 +70,14 @@ public struct KafkaSettings: Sendable, Codable, Hashable {
     }
 
     func problems() -> [ConfigurationError] {
-        var p = Problems()
+        var p = ConfigurationChecker()
         p.require(!bootstrapServers.isEmpty, "kafka.bootstrapServers", bootstrapServers, "at least one host:port")
         p.require(!groupId.isEmpty, "kafka.groupId", groupId, "a non-empty group id")
         p.require(!inputTopics.isEmpty, "kafka.inputTopics", inputTopics, "at least one topic")
         p.require(sessionTimeoutMs >= 1000, "kafka.sessionTimeoutMs", sessionTimeoutMs, "an integer >= 1000")
         p.require(fetchWaitMaxMs >= 0, "kafka.fetchWaitMaxMs", fetchWaitMaxMs, "an integer >= 0")
         p.require(maxPollIntervalMs >= 1000, "kafka.maxPollIntervalMs", maxPollIntervalMs, "an integer >= 1000")
-        return p.all
+        return p.errors
     }
 }
 
@@ -102,11 +102,11 @@ public struct OutputTopics: Sendable, Codable, Hashable {
     }
 
     func problems() -> [ConfigurationError] {
-        var p = Problems()
+        var p = ConfigurationChecker()
         for (field, name) in [("topics.telemetry", telemetry), ("topics.alerts", alerts), ("topics.deadLetter", deadLetter)] {
             p.require(!name.isEmpty, field, name, "a non-empty topic name")
         }
-        return p.all
+        return p.errors
     }
 }
 
@@ -134,11 +134,11 @@ public struct ServiceSettings: Sendable, Codable, Hashable {
     }
 
     func problems() -> [ConfigurationError] {
-        var p = Problems()
+        var p = ConfigurationChecker()
         p.require(revocationTimeoutMs >= 2000, "service.revocationTimeoutMs", revocationTimeoutMs, "an integer >= 2000")
         p.require(shutdownTimeoutMs >= 1000, "service.shutdownTimeoutMs", shutdownTimeoutMs, "an integer >= 1000")
         p.require(telemetryBuffer >= 1, "service.telemetryBuffer", telemetryBuffer, "an integer >= 1")
-        return p.all
+        return p.errors
     }
 }
 
@@ -168,13 +168,13 @@ public struct ProcessorSettings: Sendable, Codable, Hashable {
     }
 
     func problems() -> [ConfigurationError] {
-        var p = Problems()
+        var p = ConfigurationChecker()
         p.require(Self.types.contains(type), "processor.type", type, "one of: \(Self.types.joined(separator: ", "))")
         switch type {
-        case "simulate": return p.all + simulate.problems()
-        case "template": return p.all + template.problems()
-        case "command": return p.all + command.problems()
-        default: return p.all
+        case "simulate": return p.errors + simulate.problems()
+        case "template": return p.errors + template.problems()
+        case "command": return p.errors + command.problems()
+        default: return p.errors
         }
     }
 }
@@ -209,12 +209,12 @@ public struct SimulateSettings: Sendable, Codable, Hashable {
     }
 
     func problems() -> [ConfigurationError] {
-        var p = Problems()
+        var p = ConfigurationChecker()
         p.require(["none", "sleep", "cpu"].contains(work), "processor.simulate.work", work, "one of: none, sleep, cpu")
         p.require(sleepMs >= 0, "processor.simulate.sleepMs", sleepMs, "an integer >= 0")
         p.require(cpuIterations >= 0, "processor.simulate.cpuIterations", cpuIterations, "an integer >= 0")
         p.require((0...1).contains(failureRate), "processor.simulate.failureRate", failureRate, "a number in [0, 1]")
-        return p.all
+        return p.errors
     }
 }
 
@@ -235,13 +235,13 @@ public struct TemplateSettings: Sendable, Codable, Hashable {
     }
 
     func problems() -> [ConfigurationError] {
-        var p = Problems()
+        var p = ConfigurationChecker()
         var isDirectory: ObjCBool = false
         p.require(
             FileManager.default.fileExists(atPath: templates, isDirectory: &isDirectory) && isDirectory.boolValue,
             "processor.template.templates", templates, "an existing directory with manifest.yaml and *.mustache templates")
         p.require(!output.isEmpty, "processor.template.output", output, "a directory path")
-        return p.all
+        return p.errors
     }
 }
 
@@ -265,11 +265,11 @@ public struct CommandSettings: Sendable, Codable, Hashable {
     }
 
     func problems() -> [ConfigurationError] {
-        var p = Problems()
+        var p = ConfigurationChecker()
         p.require(
             FileManager.default.isExecutableFile(atPath: executable), "processor.command.executable", executable,
             "the path of an executable file")
         p.require(timeoutMs >= 1, "processor.command.timeoutMs", timeoutMs, "an integer >= 1")
-        return p.all
+        return p.errors
     }
 }
