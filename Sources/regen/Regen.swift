@@ -38,9 +38,9 @@ struct Regen: AsyncParsableCommand {
             let exitCode = Self.exitCode(for: error)
             let message = Self.fullMessage(for: error)
             if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
-            if exitCode == .success || exitCode.rawValue == 0 { Foundation.exit(0) }
+            if exitCode.rawValue == 0 { Foundation.exit(0) }  // --help, --version
             // ArgumentParser's usage errors (64) become 2; runtime failures are 1.
-            Foundation.exit(exitCode == .validationFailure || error is CleanExit ? 2 : 1)
+            Foundation.exit(exitCode == .validationFailure ? 2 : 1)
         }
     }
 }
