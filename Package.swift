@@ -63,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "regen",
             dependencies: [
-                "RdKafka", "RegenService", "Orchestration",
+                "RdKafka", "RegenService", "Orchestration", "Regeneration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

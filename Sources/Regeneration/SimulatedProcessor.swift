@@ -64,12 +64,18 @@ public final class EventLedger: Sendable {
     private let descriptor: Int32
     private let lock = Mutex(())
 
+    /// The ledger file cannot be opened.
+    public struct OpenError: Error, CustomStringConvertible {
+        /// What failed, with the path and the system's reason.
+        public let description: String
+    }
+
     /// Opens (creating) the ledger for appending.
-    /// - Throws: `CocoaError` naming the path when it cannot be opened.
+    /// - Throws: `OpenError` naming the path and the reason when it cannot be opened.
     public init(path: String) throws {
         descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path, "errno": errno])
+            throw OpenError(description: "cannot open the ledger file '\(path)': \(String(cString: strerror(errno)))")
         }
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Orchestration
 import RegenService
+import Regeneration
 
 /// The `regen` command line. Exit codes: 0 ok, 2 usage or configuration error, 1 runtime failure.
 @main
@@ -29,7 +30,7 @@ struct Regen: AsyncParsableCommand {
     /// Usage and configuration errors exit 2; anything else at run time exits 1.
     static func exit(withError error: any Error) -> Never {
         switch error {
-        case is ConfigurationErrors, is ConfigurationLoader.LoadError:
+        case is ConfigurationErrors, is ConfigurationLoader.LoadError, TemplateError.manifest:
             FileHandle.standardError.write(Data("configuration error:\n\(error)\n".utf8))
             Foundation.exit(2)
         case let code as ExitCode:
