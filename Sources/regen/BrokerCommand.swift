@@ -12,6 +12,13 @@ struct BrokerCommand: AsyncParsableCommand {
             Prints the bootstrap string on the first line of standard output, so scripts can \
             read it. Topics named with --topic are created first; others are auto-created with \
             4 partitions on first use. Data lives in memory only.
+
+            Control commands, one per line on standard input, each answered with "ok" or \
+            "error: ..." on standard output: down N, up N (broker N stops or resumes accepting \
+            connections; leadership does not move), rtt N MS (delay broker N's responses), \
+            errors API CODE[,CODE...] (the next requests of API fail with these librdkafka error \
+            names, e.g. errors OffsetCommit REQUEST_TIMED_OUT,REQUEST_TIMED_OUT), clear API, \
+            topic NAME PARTITIONS, leader TOPIC PARTITION N. Brokers are numbered from 1.
             """
     )
 
@@ -40,6 +47,7 @@ struct BrokerCommand: AsyncParsableCommand {
         }
         // Unbuffered, so a script reading the first line gets it at once.
         FileHandle.standardOutput.write(Data((cluster.bootstrapServers + "\n").utf8))
+        serveControlCommands(for: cluster)
         await waitForTermination()
         withExtendedLifetime(cluster) {}
     }

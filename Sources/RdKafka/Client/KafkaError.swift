@@ -159,6 +159,22 @@ public struct KafkaResponseCode: RawRepresentable, Hashable, Sendable, CustomStr
     public static let unknownTopicOrPartition = Self(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
     public static let networkException = Self(RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION)
 
+    /// The code librdkafka names `name` (`REQUEST_TIMED_OUT`, `_TRANSPORT`; case-insensitive),
+    /// or nil when there is none.
+    public init?(name: String) {
+        var descriptions: UnsafePointer<rd_kafka_err_desc>?
+        var count = 0
+        rd_kafka_get_err_descs(&descriptions, &count)
+        guard let descriptions else { return nil }
+        let wanted = name.uppercased()
+        for index in 0..<count {
+            guard let cName = descriptions[index].name, String(cString: cName) == wanted else { continue }
+            self.init(descriptions[index].code)
+            return
+        }
+        return nil
+    }
+
     /// Transient conditions: the same request may succeed later. Generation and membership
     /// errors are not here: after them the partitions may belong to another member.
     public var isRetriable: Bool { Self.retriable.contains(self) }
