@@ -56,11 +56,28 @@ final class OffsetLedger: Sendable {
             if let offset = progress.firstNotDone { rewinds.append(TopicPartitionOffset(partition, offset: offset)) }
         }
         await flushPending(scope)
+        try await rewind(rewinds)
         guard !rewinds.isEmpty else { return [] }
-        try await consumer.seek(rewinds)
         counters.withLock { $0.rewinds += rewinds.count }
         logger.info("rewound to records not done", metadata: ["positions": "\(rewinds)"])
         return Set(rewinds.map(\.topicPartition))
+    }
+
+    /// Seeks back; a partition revoked meanwhile needs no rewind (its next owner reads from
+    /// the last commit), so only a failed seek on a partition still owned is an error.
+    private func rewind(_ positions: [TopicPartitionOffset]) async throws {
+        var remaining = positions
+        while !remaining.isEmpty {
+            do {
+                try await consumer.seek(remaining)
+                return
+            } catch let error as KafkaError where error.code == .notAssigned {
+                let owned = consumer.assignment
+                let before = remaining.count
+                remaining.removeAll { !owned.contains($0.topicPartition) }
+                if remaining.count == before { throw error }
+            }
+        }
     }
 
     /// Tries once to commit the pending offsets (of `scope`, or all) that are still owned.
