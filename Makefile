@@ -4,7 +4,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release test demo broker clean
+.PHONY: deps build release test chaos demo broker clean
 
 deps:
 	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists rdkafka; then \
@@ -19,6 +19,11 @@ build: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# Fault scenarios at full scale (200,000 events, 20 restarts each); make test runs them small.
+chaos: deps
+	$(SWIFT) build --build-tests
+	REGEN_CHAOS=full $(SWIFT) test --skip-build --filter ChaosTests
 
 # The same build command as docker/Dockerfile.
 release: deps
