@@ -29,13 +29,13 @@ public struct ConfigurationLoader: Sendable {
     ///   `ConfigurationErrors` for values out of range; both name the field.
     public func load(file: String?, overrides: [String] = []) throws -> ServiceConfiguration {
         var tree = try file.map(readFile) ?? [:]
-        for (path, value) in environmentOverrides() { try Self.set(&tree, path: path, value: value, origin: "environment") }
+        for (path, value) in environmentOverrides() { Self.set(&tree, path: path, value: value) }
         for assignment in overrides {
             guard let equals = assignment.firstIndex(of: "=") else {
                 throw LoadError(description: "--set '\(assignment)': expected path=value")
             }
             let path = Self.settingPath(String(assignment[..<equals]))
-            try Self.set(&tree, path: path, value: String(assignment[assignment.index(after: equals)...]), origin: "--set")
+            Self.set(&tree, path: path, value: String(assignment[assignment.index(after: equals)...]))
         }
         let configuration = try decode(tree)
         try configuration.validate()
@@ -86,15 +86,16 @@ public struct ConfigurationLoader: Sendable {
         return String(first) + words.dropFirst().map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
     }
 
-    private static func set(_ tree: inout [String: Any], path: [String], value: String, origin: String) throws {
+    /// Sets `value` at `path`. librdkafka properties (anything under `properties`) are
+    /// strings; every other value is read as a YAML scalar or list.
+    private static func set(_ tree: inout [String: Any], path: [String], value: String, isProperty: Bool = false) {
         guard let key = path.first else { return }
         if path.count == 1 {
-            // librdkafka properties are strings; everything else is read as a YAML scalar or list.
-            tree[key] = origin.hasSuffix("properties") ? value : (try? Yams.load(yaml: value)).flatMap { $0 } ?? value
+            tree[key] = isProperty ? value : (try? Yams.load(yaml: value)).flatMap { $0 } ?? value
             return
         }
         var child = tree[key] as? [String: Any] ?? [:]
-        try set(&child, path: Array(path.dropFirst()), value: value, origin: key == "properties" ? "\(origin) properties" : origin)
+        set(&child, path: Array(path.dropFirst()), value: value, isProperty: isProperty || key == "properties")
         tree[key] = child
     }
 
