@@ -3,8 +3,9 @@ import Orchestration
 import Synchronization
 
 /// Simulated work for demos, benchmarks and delivery tests: nothing, a sleep, or CPU
-/// work, failing (retriably) at a configured rate, and optionally appending each
-/// processed event id to a ledger file before the event counts as done.
+/// work, failing (retriably) at a configured rate or while a file exists, hanging on the
+/// first attempt at every Nth offset, and optionally appending each processed event id
+/// to a ledger file before the event counts as done.
 public struct SimulatedProcessor: EventProcessor {
     /// What the simulated work is.
     public enum Work: Sendable, Hashable {
@@ -19,23 +20,30 @@ public struct SimulatedProcessor: EventProcessor {
     private let work: Work
     private let failureRate: Double
     private let failWhileFileExists: String?
+    private let hang: (every: Int, duration: Duration)?
     private let ledger: EventLedger?
     private let random: @Sendable () -> Double
 
     /// Creates a simulated processor.
     /// - Throws: when the ledger file cannot be opened for appending.
     public init(
-        work: Work = .none, failureRate: Double = 0, failWhileFileExists: String? = nil, ledgerPath: String? = nil,
+        work: Work = .none, failureRate: Double = 0, failWhileFileExists: String? = nil,
+        hang: (every: Int, duration: Duration)? = nil, ledgerPath: String? = nil,
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) throws {
         self.work = work
         self.failureRate = failureRate
         self.failWhileFileExists = failWhileFileExists
+        self.hang = hang
         self.ledger = try ledgerPath.map(EventLedger.init(path:))
         self.random = random
     }
 
     public func process(_ event: ChangeEvent, context: EventContext) async throws -> ProcessingReport {
+        // A slow downstream: every Nth offset hangs on its first attempt (until cancelled by the timeout).
+        if let hang, hang.every > 0, context.attempt == 1, context.position.offset % Int64(hang.every) == 0 {
+            try await Task.sleep(for: hang.duration)
+        }
         switch work {
         case .none: break
         case .sleep(let duration): try await Task.sleep(for: duration)

@@ -193,6 +193,10 @@ public struct SimulateSettings: Sendable, Codable, Hashable {
     public var failWhileFileExists: String?
     /// Append each processed event id to this file before the event counts as done.
     public var ledger: String?
+    /// Every Nth offset hangs for `hangMs` on its first attempt (a slow downstream); 0 = never.
+    public var hangEvery = 0
+    /// How long such an attempt hangs, in milliseconds (cancelled by `orchestrator.eventTimeoutMs`).
+    public var hangMs = 0
 
     /// Creates default settings.
     public init() {}
@@ -206,6 +210,8 @@ public struct SimulateSettings: Sendable, Codable, Hashable {
         failureRate = try c.value(.failureRate, or: d.failureRate)
         failWhileFileExists = try c.decodeIfPresent(String.self, forKey: .failWhileFileExists)
         ledger = try c.decodeIfPresent(String.self, forKey: .ledger)
+        hangEvery = try c.value(.hangEvery, or: d.hangEvery)
+        hangMs = try c.value(.hangMs, or: d.hangMs)
     }
 
     func problems() -> [ConfigurationError] {
@@ -214,6 +220,8 @@ public struct SimulateSettings: Sendable, Codable, Hashable {
         p.require(sleepMs >= 0, "processor.simulate.sleepMs", sleepMs, "an integer >= 0")
         p.require(cpuIterations >= 0, "processor.simulate.cpuIterations", cpuIterations, "an integer >= 0")
         p.require((0...1).contains(failureRate), "processor.simulate.failureRate", failureRate, "a number in [0, 1]")
+        p.require(hangEvery >= 0, "processor.simulate.hangEvery", hangEvery, "an integer >= 0 (0 = never)")
+        p.require(hangMs >= 0, "processor.simulate.hangMs", hangMs, "an integer >= 0")
         return p.errors
     }
 }

@@ -27,6 +27,7 @@ enum ProcessorFactory {
             }
         return try SimulatedProcessor(
             work: work, failureRate: simulate.failureRate, failWhileFileExists: simulate.failWhileFileExists,
+            hang: simulate.hangEvery > 0 ? (simulate.hangEvery, .milliseconds(simulate.hangMs)) : nil,
             ledgerPath: simulate.ledger)
     }
 }
