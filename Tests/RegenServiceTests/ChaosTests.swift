@@ -85,3 +85,33 @@ struct ChaosTests {
         #expect(report.duplicated == 0, "\(report)")
     }
 }
+
+@Suite("Fault scenarios: slow downstream", .timeLimit(.minutes(5)))
+struct SlowDownstreamTests {
+    @Test("Attempts hanging past their timeout in cycles longer than max.poll.interval.ms: no eviction, timeouts counted, nothing lost")
+    func slowDownstream() async throws {
+        let fixture = try await ServiceFixture(partitions: 4)
+        try await fixture.produce(0..<2000)
+        // Offsets 0 and 250 of each partition hang 20 s on their first attempt; the 8 s
+        // timeout cancels them, so each cycle with one lasts over the 6 s poll interval.
+        let config = try fixture.writeConfig(
+            orchestrator: ["eventTimeoutMs: 8000", "concurrency: 8", "retry: { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 5 }"],
+            simulate: "hangEvery: 250, hangMs: 20000")
+        let run = try fixture.start(config: config, arguments: ["--set", "kafka.maxPollIntervalMs=6000"])
+        #expect(try await fixture.waitUntilCommitted(within: .seconds(180)))
+        run.signal(SIGTERM)
+        #expect(await run.waitForExit(within: .seconds(60)) == 0)
+        let report = DeliveryReport(scenario: "slow downstream", expected: fixture.goodIDs(0..<2000), ledger: fixture.ledger(), restarts: 0)
+        print(report)
+        #expect(report.lost == 0 && report.duplicated == 0, "\(report)")
+        let beforeShutdown = run.output.components(separatedBy: "cycle loop stopped")[0]
+        #expect(beforeShutdown.components(separatedBy: "event=assigned").count - 1 == 1, "the member was rebalanced: it left the group")
+        #expect(!beforeShutdown.contains("event=lost") && !beforeShutdown.contains("event=revoked"), "evicted for not polling")
+        let telemetry = try await fixture.readAll("regen.telemetry").compactMap {
+            try? JSONDecoder().decode(TelemetryEvent.self, from: Data($0.value ?? []))
+        }
+        let timeouts = telemetry.filter { $0.eventType == .regenerationCompleted && $0.tags["scope"] == "cycle" }
+            .reduce(0) { $0 + Int($1.data["timeouts"]?.numberValue ?? 0) }
+        #expect(timeouts == 8, "one timed-out first attempt per hanging offset (8), got \(timeouts)")
+    }
+}
