@@ -115,3 +115,31 @@ struct SlowDownstreamTests {
         #expect(timeouts == 8, "one timed-out first attempt per hanging offset (8), got \(timeouts)")
     }
 }
+
+@Suite("Fault scenarios: broker outage", .timeLimit(.minutes(5)))
+struct BrokerOutageTests {
+    @Test("The partition leaders' broker down mid-stream, then back: processing pauses and resumes, nothing lost")
+    func leadersDown() async throws {
+        let fixture = try await ServiceFixture(partitions: 8)
+        for partition in 0..<8 {
+            try await fixture.cluster.setLeader(TopicPartition(topic: fixture.input, partition: partition), broker: 1)
+        }
+        try await fixture.produce(0..<10_000)
+        let run = try fixture.start(
+            config: fixture.writeConfig(orchestrator: ["cycle: { maxEvents: 500, maxWaitMs: 300 }"], simulate: "work: sleep, sleepMs: 2"))
+        #expect(await run.waitFor("cycle completed", within: .seconds(60)))
+        try await fixture.cluster.takeDown(broker: 1)
+        let outage = ChaosScale.isFull ? Duration.seconds(10) : .seconds(5)
+        try await Task.sleep(for: outage)
+        try await fixture.cluster.bringUp(broker: 1)
+        #expect(try await fixture.waitUntilCommitted(within: .seconds(180)))
+        run.signal(SIGTERM)
+        #expect(await run.waitForExit(within: .seconds(60)) == 0)
+        let report = DeliveryReport(scenario: "broker outage", expected: fixture.goodIDs(0..<10_000), ledger: fixture.ledger(), restarts: 0)
+        print(report)
+        #expect(report.lost == 0, "\(report)")
+        // A member evicted during the outage re-reads at most the cycle it had not committed.
+        let revocations = run.output.components(separatedBy: "cycle loop stopped")[0].components(separatedBy: "event=lost").count - 1
+        #expect(report.duplicated <= 500 * max(1, revocations), "\(report)")
+    }
+}
