@@ -35,8 +35,12 @@ public final class EmbeddedCluster: KafkaTopicAdministration {
     }
 
     deinit {
+        // Destroying blocks (it stops the brokers): done on the cluster's own thread, never on
+        // the caller's, which may be a cooperative one. The context outlives the handle.
+        thread.execute { [handle, context] in
+            withExtendedLifetime(context) { rd_kafka_destroy(handle.pointer) }  // and the mock cluster it owns
+        }
         thread.stop()
-        rd_kafka_destroy(handle.pointer)  // destroys the mock cluster it owns
     }
 
     /// A connection to this cluster.

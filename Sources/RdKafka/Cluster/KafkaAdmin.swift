@@ -18,8 +18,9 @@ public final class KafkaAdmin: KafkaTopicAdministration {
     }
 
     deinit {
+        // Destroying blocks: done on the admin's own thread, never on the caller's.
+        thread.execute { [handle, context] in withExtendedLifetime(context) { rd_kafka_destroy(handle.pointer) } }
         thread.stop()
-        rd_kafka_destroy(handle.pointer)
     }
 
     public func createTopic(_ topic: String, partitions: Int, replicationFactor: Int) async throws {

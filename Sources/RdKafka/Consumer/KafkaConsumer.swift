@@ -46,10 +46,16 @@ public final class KafkaConsumer: Sendable {
 
     deinit {
         guard phase.withLock({ $0 }) != .closed else { return }
-        logger.warning("consumer dropped without close(); closing on deinit")
-        rd_kafka_queue_destroy(queue.pointer)
-        rd_kafka_consumer_close(handle.pointer)
-        rd_kafka_destroy(handle.pointer)
+        logger.warning("consumer dropped without close(); closing on its poll thread")
+        // Closing blocks: done on the poll thread, never on the caller's. No job of this
+        // consumer is queued any more (each holds the consumer), so nothing runs after it.
+        pollThread.execute { [handle, queue, context] in
+            withExtendedLifetime(context) {
+                rd_kafka_queue_destroy(queue.pointer)
+                rd_kafka_consumer_close(handle.pointer)
+                rd_kafka_destroy(handle.pointer)
+            }
+        }
         pollThread.stop()
         controlThread.stop()
     }

@@ -31,10 +31,16 @@ public final class KafkaProducer: Sendable {
     deinit {
         guard phase.withLock({ $0 }) == .open else { return }
         serving.turnOff()
+        // Purging and destroying block: done on the delivery thread, never on the caller's.
+        // Queued behind the serving loop, they run once its last rd_kafka_poll has returned.
+        reportThread.execute { [handle, context] in
+            withExtendedLifetime(context) {
+                Self.purgeAndServe(handle.pointer)
+                rd_kafka_destroy(handle.pointer)
+            }
+        }
         reportThread.stop()
         controlThread.stop()
-        Self.purgeAndServe(handle.pointer)
-        rd_kafka_destroy(handle.pointer)
     }
 
     /// Records waiting for delivery.
