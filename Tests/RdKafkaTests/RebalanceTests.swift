@@ -87,6 +87,23 @@ struct RebalanceTests {
     }
 }
 
+@Suite("Dropping a consumer", .timeLimit(.minutes(2)))
+struct DroppedConsumerTests {
+    @Test("A consumer dropped without close() still leaves the group; another member takes its partitions")
+    func droppedConsumerLeaves() async throws {
+        let test = try TestCluster()
+        let topic = uniqueName("dropped")
+        try await test.cluster.createTopic(topic, partitions: 4)
+        let group = uniqueName("group")
+        var first: KafkaConsumer? = try await test.consumer(group: group, topics: [topic])
+        #expect(try await pollUntil([first!]) { first!.assignment.count == 4 })
+        first = nil  // deinit closes it on its own poll thread
+        let second = try await test.consumer(group: group, topics: [topic])
+        #expect(try await pollUntil([second]) { second.assignment.count == 4 })
+        try await second.close()
+    }
+}
+
 /// Lets a rebalance handler reach the consumer it was given to without a retain cycle.
 final class ConsumerHolder: Sendable {
     private let value = Mutex<KafkaConsumer?>(nil)
