@@ -154,7 +154,6 @@ final class RegenProcess: Sendable {
         self.log = log
     }
 
-    var isRunning: Bool { process.isRunning }
     var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
     func signal(_ number: Int32) { kill(process.processIdentifier, number) }

@@ -16,8 +16,6 @@ final class OffsetLedger: Sendable {
     struct Counters: Sendable {
         var commits = 0
         var failedCommits = 0
-        var skippedNotOwned = 0
-        var rewinds = 0
     }
 
     private let consumer: KafkaConsumer
@@ -48,7 +46,6 @@ final class OffsetLedger: Sendable {
             let partition = TopicPartition(progress.partition)
             guard scope?.contains(partition) ?? true else { continue }
             guard owned.contains(partition) else {
-                counters.withLock { $0.skippedNotOwned += 1 }
                 logger.info("not committing a partition no longer owned", metadata: ["partition": "\(partition)"])
                 continue
             }
@@ -58,7 +55,6 @@ final class OffsetLedger: Sendable {
         await flushPending(scope)
         try await rewind(rewinds)
         guard !rewinds.isEmpty else { return [] }
-        counters.withLock { $0.rewinds += rewinds.count }
         logger.info("rewound to records not done", metadata: ["positions": "\(rewinds)"])
         return Set(rewinds.map(\.topicPartition))
     }

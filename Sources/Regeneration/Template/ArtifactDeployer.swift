@@ -69,13 +69,4 @@ struct ArtifactDeployer: Sendable {
             throw error
         }
     }
-
-    /// Puts back the previous version of `relative`, if one is kept.
-    /// - Throws: `TemplateError.deploy` when there is none.
-    func rollBack(_ relative: String) throws {
-        let previous = control.appendingPathComponent("previous/\(relative)")
-        guard FileManager.default.fileExists(atPath: previous.path) else { throw TemplateError.deploy("no previous version of \(relative)") }
-        let target = try destination(relative)
-        guard rename(previous.path, target.path) == 0 else { throw TemplateError.deploy("rollback of \(relative) failed (errno \(errno))") }
-    }
 }
