@@ -66,6 +66,40 @@ struct ModelTests {
         #expect(error?.reason.contains("exceeds the limit of 1000") == true)
     }
 
+    @Test(
+        "Hostile records are refused saying where and why, without crashing",
+        arguments: [
+            ("deeply nested", Hostile.withProperties(String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)),
+             nil, "nested more than 512 levels deep"),
+            ("invalid UTF-8", Array(#"{"id":"x"#.utf8) + [0xC3, 0x28] + Array(#"","subject":"s"}"#.utf8), nil, "invalid UTF-8 at byte 8"),
+            ("control character", Array("{\"id\":\"a\u{1}b\"}".utf8), nil, "unescaped control character 0x01 in a string at byte 8"),
+            ("truncated in a string", Array(#"{"id":"x","subj"#.utf8), nil, "ends inside a string"),
+            ("truncated", Array(#"{"id":"x","properties":{"a":[1,"#.utf8), nil, "ends with 3 unclosed brackets"),
+            ("trailing garbage", Hostile.withProperties("{}") + Array(" x".utf8), nil, "unexpected data after the end of the value"),
+            ("whitespace only", Array(" \n\t ".utf8), nil, "only whitespace"),
+            ("top-level null", Array("null".utf8), nil, "null where an object is required"),
+            ("top-level array", Array("[1,2]".utf8), nil, "expected an object"),
+            ("number out of range", Hostile.withProperties(#"{"n":{"m":1e999}}"#), "properties.n.m", "beyond the range of a Double"),
+        ] as [(String, [UInt8], String?, String)])
+    func hostileRecords(kind: String, bytes: [UInt8], field: String?, reason: String) {
+        let error = #expect(throws: InvalidChangeEvent.self, "\(kind)") { try ChangeEvent.decode(bytes) }
+        #expect(error?.field == field, "\(kind): \(String(describing: error))")
+        #expect(error?.description.contains(reason) == true, "\(kind): \(String(describing: error))")
+    }
+
+    @Test("Nesting up to the parser's limit, huge numbers and escaped NULs decode")
+    func hostileButValid() throws {
+        let depth = 500
+        let nested = try ChangeEvent.decode(Hostile.withProperties(#"{"a":"# + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "}"))
+        var level = nested.properties["a"]
+        var levels = 0
+        while case .array(let items)? = level { levels += 1; level = items.first }
+        #expect(levels == depth)
+        let big = try ChangeEvent.decode(Hostile.withProperties(#"{"n":123456789012345678901234567890}"#))
+        #expect(big.properties["n"]?.numberValue == 1.2345678901234568e29)
+        #expect(try ChangeEvent.decode(Array(#"{"id":"a\u0000b","change_type":"node_added","timestamp":"2025-10-10T12:00:00Z","subject":"s"}"#.utf8)).id == "a\u{0}b")
+    }
+
     @Test("A change event and a telemetry event round-trip through JSON with snake_case keys")
     func wireRoundTrip() throws {
         let json = #"{"id":"e1","change_type":"edge_added","timestamp":"2025-10-10T12:00:00.250+02:00","subject":"a","predicate":"p","object":"b","properties":{"n":1.5,"tags":["x"],"nested":{"ok":true},"none":null},"source":"up","metadata":{"k":"v"}}"#
@@ -90,5 +124,12 @@ struct ModelTests {
         #expect(CycleRecord(position: position, value: nil, headers: [("priority", Array(" 7".utf8))]).priority == 7)
         #expect(CycleRecord(position: position, value: nil, headers: [("priority", Array("high".utf8))]).priority == 0)
         #expect(CycleRecord(position: position, value: nil, headers: [("priority", nil)]).priority == 0)
+    }
+}
+
+enum Hostile {
+    /// A valid event but for its `properties`, which are `json` verbatim.
+    static func withProperties(_ json: String) -> [UInt8] {
+        Array((#"{"id":"x","change_type":"node_added","timestamp":"2025-10-10T12:00:00Z","subject":"s","properties":"# + json + "}").utf8)
     }
 }

@@ -33,7 +33,12 @@ extension ChangeEvent {
         do {
             event = try JSONDecoder().decode(ChangeEvent.self, from: Data(bytes))
         } catch let error as DecodingError {
-            throw describe(error)
+            var problem = DecodingProblem(error)
+            // Foundation's parser says only "not valid JSON"; say where and why.
+            if problem.field == nil, case .dataCorrupted = error, let syntax = JSONSyntaxProblem.find(in: bytes) {
+                problem.reason = "not valid JSON: \(syntax)"
+            }
+            throw InvalidChangeEvent(field: problem.field, reason: problem.reason)
         } catch {
             throw InvalidChangeEvent(field: nil, reason: "\(error)")
         }
@@ -55,11 +60,6 @@ extension ChangeEvent {
             }
         }
     }
-
-    private static func describe(_ error: DecodingError) -> InvalidChangeEvent {
-        let problem = DecodingProblem(error)
-        return InvalidChangeEvent(field: problem.field, reason: problem.reason)
-    }
 }
 
 /// A decoding failure as the field at fault (a dotted path, `[n]` for list items) and
@@ -80,7 +80,7 @@ public struct DecodingProblem: Sendable, Hashable, CustomStringConvertible {
         case .valueNotFound(let type, let context):
             (field, reason) = (Self.path(context.codingPath), "null where \(Self.typeName(type)) is required")
         case .dataCorrupted(let context):
-            field = context.codingPath.isEmpty ? nil : Self.path(context.codingPath)
+            field = Self.path(context.codingPath)
             reason = field == nil ? "not valid JSON: \(Self.underlying(context))" : context.debugDescription
         @unknown default:
             (field, reason) = (nil, "\(error)")
@@ -89,8 +89,10 @@ public struct DecodingProblem: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { field.map { "\($0): \(reason)" } ?? reason }
 
-    private static func path(_ keys: [any CodingKey]) -> String {
-        keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    /// The dotted path of `keys`, or nil for the top level (the record as a whole).
+    private static func path(_ keys: [any CodingKey]) -> String? {
+        guard !keys.isEmpty else { return nil }
+        return keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
             .replacingOccurrences(of: ".[", with: "[")
     }
 

@@ -20,7 +20,13 @@ public enum JSONValue: Sendable, Hashable, Codable {
         } else if let value = try? container.decode([JSONValue].self) {
             self = .array(value)
         } else {
-            self = .object(try container.decode([String: JSONValue].self))
+            do {
+                self = .object(try container.decode([String: JSONValue].self))
+            } catch DecodingError.typeMismatch(_, let context) where context.codingPath.count == decoder.codingPath.count {
+                // Not an object either: valid JSON that fits none of the cases.
+                throw DecodingError.dataCorruptedError(
+                    in: container, debugDescription: "a number beyond the range of a Double, or a string that is not valid Unicode")
+            }
         }
     }
 
