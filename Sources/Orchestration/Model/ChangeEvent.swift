@@ -108,8 +108,14 @@ public enum RFC3339 {
             ?? (try? Date.ISO8601FormatStyle().parse(text))
     }
 
-    /// Formats with millisecond precision in UTC.
+    /// Formats with millisecond precision in UTC, rounded to the nearest millisecond
+    /// (Foundation's own fractional seconds truncate, so `.061` could come back `.060`).
     public static func format(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
+        let seconds = (milliseconds / 1000).rounded(.down)
+        let fraction = Int(milliseconds - seconds * 1000)
+        let whole = Date(timeIntervalSince1970: seconds).formatted(Date.ISO8601FormatStyle())
+        let digits = String(fraction)
+        return whole.dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
     }
 }
