@@ -4,7 +4,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release test chaos demo broker clean
+.PHONY: deps build release test chaos fuzz demo broker clean
 
 deps:
 	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists rdkafka; then \
@@ -24,6 +24,17 @@ test: deps
 chaos: deps
 	$(SWIFT) build --build-tests
 	REGEN_CHAOS=full $(SWIFT) test --skip-build --filter "ChaosTests|SlowDownstreamTests|BrokerOutageTests"
+
+# Fuzzes the change-event decoder for FUZZ_SECONDS with libFuzzer and AddressSanitizer;
+# inputs that reach new code are merged into the kept corpus (Fuzz/corpus/decoder, replayed
+# by make test), crashes are written to Fuzz/findings/.
+FUZZ_SECONDS ?= 120
+fuzz: deps
+	cd Fuzz && $(SWIFT) build -c release --sanitize fuzzer --sanitize address
+	rm -rf .build/fuzz-scratch && mkdir -p .build/fuzz-scratch Fuzz/findings
+	Fuzz/.build/release/DecoderFuzzer -max_total_time=$(FUZZ_SECONDS) -dict=Fuzz/json.dict \
+		-artifact_prefix=Fuzz/findings/ .build/fuzz-scratch Fuzz/corpus/decoder
+	Fuzz/.build/release/DecoderFuzzer -merge=1 Fuzz/corpus/decoder .build/fuzz-scratch
 
 # The same build command as docker/Dockerfile.
 release: deps

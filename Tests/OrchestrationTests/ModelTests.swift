@@ -100,6 +100,42 @@ struct ModelTests {
         #expect(try ChangeEvent.decode(Array(#"{"id":"a\u0000b","change_type":"node_added","timestamp":"2025-10-10T12:00:00Z","subject":"s"}"#.utf8)).id == "a\u{0}b")
     }
 
+    @Test("Every input of the fuzzer's kept corpus decodes to an event that round-trips, or is refused with a reason")
+    func fuzzCorpus() throws {
+        let directory = URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../Fuzz/corpus/decoder").standardized
+        let files = try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
+        #expect(files.count >= 18, "the corpus is missing from \(directory.path)")
+        var decoded = 0
+        for file in files {
+            let event: ChangeEvent
+            do {
+                event = try ChangeEvent.decode(Array(try Data(contentsOf: file)))
+            } catch let error as InvalidChangeEvent {
+                #expect(!error.reason.isEmpty, "\(file.lastPathComponent)")
+                continue
+            }
+            var again = try ChangeEvent.decode(Array(JSONEncoder().encode(event)), maxBytes: .max)
+            #expect(abs(again.timestamp.timeIntervalSince(event.timestamp)) <= 0.000_501, "\(file.lastPathComponent)")
+            again.timestamp = event.timestamp
+            #expect(again == event, "\(file.lastPathComponent)")
+            decoded += 1
+        }
+        #expect(decoded > 0 && decoded < files.count, "the corpus should hold both valid and invalid events")
+    }
+
+    @Test(
+        "Timestamps are written rounded to the millisecond, so re-encoding never moves them (found by the fuzzer)",
+        arguments: [
+            ("2025-10-10T12:00:00.061+02:00", "2025-10-10T10:00:00.061Z"), ("2025-10-10T12:00:00.999Z", "2025-10-10T12:00:00.999Z"),
+            ("2025-10-10T12:00:00Z", "2025-10-10T12:00:00.000Z"), ("2025-10-10T12:00:00.0615Z", "2025-10-10T12:00:00.062Z"),
+            ("1969-12-31T23:59:59.250Z", "1969-12-31T23:59:59.250Z"),
+        ])
+    func timestampPrecision(written: String, reformatted: String) throws {
+        let date = try #require(RFC3339.parse(written))
+        #expect(RFC3339.format(date) == reformatted)
+        #expect(RFC3339.format(try #require(RFC3339.parse(reformatted))) == reformatted)
+    }
+
     @Test("A change event and a telemetry event round-trip through JSON with snake_case keys")
     func wireRoundTrip() throws {
         let json = #"{"id":"e1","change_type":"edge_added","timestamp":"2025-10-10T12:00:00.250+02:00","subject":"a","predicate":"p","object":"b","properties":{"n":1.5,"tags":["x"],"nested":{"ok":true},"none":null},"source":"up","metadata":{"k":"v"}}"#
