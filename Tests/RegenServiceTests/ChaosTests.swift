@@ -1,6 +1,7 @@
 import Foundation
 import Orchestration
 import RdKafka
+import RegenService
 import Testing
 
 /// What a fault scenario did to the events: the verifier reads the processor's ledger.
@@ -141,5 +142,110 @@ struct BrokerOutageTests {
         // A member evicted during the outage re-reads at most the cycle it had not committed.
         let revocations = run.output.components(separatedBy: "cycle loop stopped")[0].components(separatedBy: "event=lost").count - 1
         #expect(report.duplicated <= 500 * max(1, revocations), "\(report)")
+    }
+}
+
+/// Bad records of every kind the issue names, each with a fragment its dead-letter reason must contain.
+enum PoisonCorpus {
+    struct Record {
+        let kind: String
+        let key: [UInt8]?
+        let value: [UInt8]?
+        let reason: String
+    }
+
+    static let maxEventBytes = 262_144
+    static let event = #"{"id":"poison","change_type":"node_added","timestamp":"2025-10-10T12:00:00Z","subject":"s""#
+
+    static let records: [Record] = [
+        Record(kind: "truncated JSON", key: k("s"), value: b(event + #","properties":{"a":"#), reason: "ends with 2 unclosed brackets"),
+        Record(kind: "truncated in a string", key: k("s"), value: b(#"{"id":"poi"#), reason: "ends inside a string"),
+        Record(kind: "not JSON", key: k("s"), value: b("{id: poison}"), reason: "not valid JSON"),
+        Record(kind: "trailing garbage", key: k("s"), value: b(event + "} }"), reason: "unexpected data after the end of the value"),
+        Record(kind: "id of the wrong type", key: k("s"), value: b(#"{"id":17,"change_type":"node_added","timestamp":"2025-10-10T12:00:00Z","subject":"s"}"#),
+               reason: "field 'id': expected a string"),
+        Record(kind: "properties of the wrong type", key: k("s"), value: b(event + #","properties":[1,2]}"#), reason: "field 'properties': expected an object"),
+        Record(kind: "metadata of the wrong type", key: k("s"), value: b(event + #","metadata":{"a":{}}}"#), reason: "field 'metadata.a': expected a string"),
+        Record(kind: "unknown change_type", key: k("s"), value: b(#"{"id":"p","change_type":"node_melted","timestamp":"2025-10-10T12:00:00Z","subject":"s"}"#),
+               reason: "node_melted"),
+        Record(kind: "bad timestamp", key: k("s"), value: b(#"{"id":"p","change_type":"node_added","timestamp":"soon","subject":"s"}"#), reason: "RFC 3339"),
+        Record(kind: "edge without predicate", key: k("s"), value: b(#"{"id":"p","change_type":"edge_added","timestamp":"2025-10-10T12:00:00Z","subject":"s","object":"o"}"#),
+               reason: "field 'predicate': required"),
+        Record(kind: "huge string", key: k("s"), value: b(event + #","properties":{"blob":""# + String(repeating: "x", count: 600_000) + #""}}"#),
+               reason: "exceeds the limit of \(maxEventBytes)"),
+        Record(kind: "deep nesting", key: k("s"), value: b(event + #","properties":{"a":"# + String(repeating: "[", count: 50_000) + String(repeating: "]", count: 50_000) + "}}"),
+               reason: "nested more than 512 levels deep"),
+        Record(kind: "number out of range", key: k("s"), value: b(event + #","properties":{"n":1e400}}"#), reason: "field 'properties.n'"),
+        Record(kind: "invalid UTF-8", key: k("s"), value: b(#"{"id":"p"#) + [0xC3, 0x28, 0xFF] + b(#"","subject":"s"}"#), reason: "invalid UTF-8 at byte 8"),
+        Record(kind: "escaped lone surrogate", key: k("s"), value: b(#"{"id":"p\udc00","change_type":"node_added","timestamp":"2025-10-10T12:00:00Z","subject":"s"}"#),
+               reason: "not valid JSON"),
+        Record(kind: "binary", key: k("s"), value: (0..<256).map { UInt8(($0 * 37 + 11) % 256) }, reason: "invalid UTF-8"),
+        Record(kind: "top-level array", key: k("s"), value: b("[]"), reason: "expected an object"),
+        Record(kind: "top-level null", key: k("s"), value: b("null"), reason: "null where an object is required"),
+        Record(kind: "empty value", key: k("s"), value: [], reason: "empty record"),
+        Record(kind: "null value", key: k("s"), value: nil, reason: "empty record"),
+        Record(kind: "null key and null value", key: nil, value: nil, reason: "empty record"),
+        Record(kind: "null key, not JSON", key: nil, value: b("%%%"), reason: "not valid JSON"),
+    ]
+
+    private static func b(_ text: String) -> [UInt8] { Array(text.utf8) }
+    private static func k(_ text: String) -> [UInt8] { Array(text.utf8) }
+}
+
+@Suite("Fault scenarios: poison input", .timeLimit(.minutes(5)))
+struct PoisonInputTests {
+    @Test("A corpus of bad records mixed into good traffic: every bad one dead-lettered with its reason, every good one processed, the process never dies")
+    func poisonCorpus() async throws {
+        let fixture = try await ServiceFixture(partitions: 4)
+        let rounds = ChaosScale.isFull ? 20 : 2
+        let good = rounds * 1000
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(connection: fixture.cluster.connection()), logger: fixture.logger)
+        // Where each bad record landed, to match its dead letter; good events around them.
+        var expectedReason: [String: (kind: String, reason: String)] = [:]
+        var keylessGood: Set<String> = []
+        for round in 0..<rounds {
+            try await ChangeEventGenerator(keys: 200).send(round * 1000..<(round + 1) * 1000, to: fixture.input, with: producer)
+            for record in PoisonCorpus.records {
+                let report = try await producer.send(topic: fixture.input, key: record.key, value: record.value)
+                expectedReason["\(report.partition)/\(report.offset)"] = (record.kind, record.reason)
+            }
+            // A good event without a key is not poison: it orders by its subject.
+            let id = "keyless-\(round)"
+            let keyless = #"{"id":"\#(id)","change_type":"node_updated","timestamp":"2025-10-10T12:00:00Z","subject":"node-1"}"#
+            _ = try await producer.send(topic: fixture.input, key: nil, value: Array(keyless.utf8))
+            keylessGood.insert(id)
+        }
+        try await producer.close()
+
+        let run = try fixture.start(config: fixture.writeConfig(orchestrator: ["maxEventBytes: \(PoisonCorpus.maxEventBytes)"]))
+        #expect(try await fixture.waitUntilCommitted())
+        let letters = try await fixture.readAll("regen.dlq", expecting: expectedReason.count)
+        #expect(run.isRunning, "the process died: \(run.output.suffix(1500))")
+        run.signal(SIGTERM)
+        #expect(await run.waitForExit() == 0)
+
+        let ledger = fixture.ledger()
+        let report = DeliveryReport(
+            scenario: "poison input", expected: fixture.goodIDs(0..<good).union(keylessGood), ledger: ledger, restarts: 0)
+        print(report, "and \(letters.count) of \(expectedReason.count) bad records dead-lettered")
+        #expect(report.lost == 0 && report.duplicated == 0, "\(report)")
+        #expect(Set(ledger).count == good + rounds, "only good events reach the processor")
+
+        #expect(letters.count == expectedReason.count)
+        var lettered: Set<String> = []
+        for letter in letters {
+            let header = { (name: String) in letter.header(name)?.value.map { String(decoding: $0, as: UTF8.self) } }
+            let position = "\(header("regen.source.partition") ?? "?")/\(header("regen.source.offset") ?? "?")"
+            guard let expected = expectedReason[position] else {
+                Issue.record("a dead letter for \(position), which was not a bad record")
+                continue
+            }
+            lettered.insert(position)
+            let reason = header("regen.error") ?? ""
+            #expect(reason.contains(expected.reason), "\(expected.kind): reason '\(reason)'")
+            #expect(letter.value ?? [] == PoisonCorpus.records.first { $0.kind == expected.kind }?.value ?? [],
+                    "\(expected.kind): the dead letter does not carry the original value")
+        }
+        #expect(lettered.count == expectedReason.count, "bad records without a dead letter")
     }
 }

@@ -158,6 +158,8 @@ final class RegenProcess: Sendable {
 
     func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
+    var isRunning: Bool { process.isRunning }
+
     /// Waits for the process to exit and returns its status (or nil if it did not in time).
     func waitForExit(within limit: Duration = .seconds(60)) async -> Int32? {
         let end = ContinuousClock.now + limit
