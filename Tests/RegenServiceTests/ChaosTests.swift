@@ -145,6 +145,64 @@ struct BrokerOutageTests {
     }
 }
 
+@Suite("Fault scenarios: rebalance storm", .timeLimit(.minutes(20)))
+struct RebalanceStormTests {
+    @Test("Three instances in one group, one started, stopped or killed every few seconds: nothing lost, duplicates within one cycle per kill")
+    func rebalanceStorm() async throws {
+        let partitions = ChaosScale.isFull ? 32 : 16
+        let events = ChaosScale.isFull ? 200_000 : 40_000
+        let storm = ChaosScale.isFull ? Duration.seconds(60) : .seconds(25)
+        let fixture = try await ServiceFixture(partitions: partitions)
+        try await fixture.produce(0..<events)
+        let config = try fixture.writeConfig(
+            orchestrator: ["cycle: { maxEvents: \(ChaosScale.cycle), maxWaitMs: 300 }", "concurrency: 4", "adaptiveOptimization: false"],
+            simulate: "work: sleep, sleepMs: 5")
+        var instances: [RegenProcess?] = [nil, nil, nil]
+        var started = 0
+        func start(_ slot: Int) throws {
+            instances[slot] = try fixture.start(config: config, arguments: ["--set", "service.instance=storm-\(slot)"], name: "storm-\(slot)-\(started)")
+            started += 1
+        }
+        for slot in instances.indices { try start(slot) }
+
+        var generator = SystemRandomNumberGenerator()
+        var (kills, stops, badExits) = (0, 0, [String]())
+        let end = ContinuousClock.now + storm
+        while ContinuousClock.now < end {
+            try await Task.sleep(for: .milliseconds(Int.random(in: 1500...4000, using: &generator)))
+            let slot = Int.random(in: 0..<instances.count, using: &generator)
+            guard let instance = instances[slot], instance.isRunning else {
+                try start(slot)
+                continue
+            }
+            if Bool.random(using: &generator) {
+                instance.signal(SIGKILL)
+                _ = await instance.waitForExit()
+                kills += 1
+            } else {
+                instance.signal(SIGTERM)
+                let status = await instance.waitForExit(within: .seconds(60))
+                if status != 0 { badExits.append("status \(String(describing: status)): \(instance.output.suffix(800))") }
+                stops += 1
+            }
+            instances[slot] = nil
+        }
+        for slot in instances.indices where instances[slot]?.isRunning != true { try start(slot) }
+        #expect(try await fixture.waitUntilCommitted(within: .seconds(ChaosScale.isFull ? 900 : 240)))
+        for instance in instances.compactMap({ $0 }) {
+            instance.signal(SIGTERM)
+            let status = await instance.waitForExit(within: .seconds(60))
+            if status != 0 { badExits.append("status \(String(describing: status)): \(instance.output.suffix(800))") }
+        }
+        #expect(badExits.isEmpty, "instances stopped with SIGTERM exited badly: \(badExits)")
+        let report = DeliveryReport(
+            scenario: "rebalance storm", expected: fixture.goodIDs(0..<events), ledger: fixture.ledger(), restarts: kills + stops)
+        print(report, "(\(kills) kills, \(stops) graceful stops, \(started) starts)")
+        #expect(report.lost == 0, "\(report)")
+        #expect(report.duplicated <= kills * ChaosScale.cycle, "\(report)")
+    }
+}
+
 /// Bad records of every kind the issue names, each with a fragment its dead-letter reason must contain.
 enum PoisonCorpus {
     struct Record {
