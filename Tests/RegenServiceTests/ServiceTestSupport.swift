@@ -31,7 +31,9 @@ final class ServiceFixture: Sendable {
 
     /// Writes a configuration with the test settings DESIGN.md asks for; `orchestrator` adds
     /// lines to that section, `simulate` entries to the simulate processor's map.
-    func writeConfig(orchestrator: [String] = [], simulate: String = "", name: String = "regen.yaml") throws -> String {
+    func writeConfig(
+        orchestrator: [String] = [], simulate: String = "", name: String = "regen.yaml", group: String? = nil, ledger: String? = nil
+    ) throws -> String {
         // Defaults the test did not override (a repeated YAML key is an error).
         let defaults = ["healthCheckIntervalSecs: 0", "eventTimeoutMs: 5000"].filter { line in
             !orchestrator.contains { $0.hasPrefix(line.prefix { $0 != ":" } + ":") }
@@ -39,13 +41,13 @@ final class ServiceFixture: Sendable {
         let yaml = """
             kafka:
               bootstrapServers: "\(cluster.bootstrapServers)"
-              groupId: \(group)
+              groupId: \(group ?? self.group)
               inputTopics: [\(input)]
               sessionTimeoutMs: 6000
               fetchWaitMaxMs: 20
             processor:
               type: simulate
-              simulate: { ledger: \(ledgerPath)\(simulate.isEmpty ? "" : ", " + simulate) }
+              simulate: { ledger: \(ledger ?? ledgerPath)\(simulate.isEmpty ? "" : ", " + simulate) }
             service:
               revocationTimeoutMs: 5000
               shutdownTimeoutMs: 20000
@@ -71,15 +73,15 @@ final class ServiceFixture: Sendable {
     }
 
     /// Event ids in the processor's ledger, with repeats.
-    func ledger() -> [String] {
-        guard let text = try? String(contentsOfFile: ledgerPath, encoding: .utf8) else { return [] }
+    func ledger(at path: String? = nil) -> [String] {
+        guard let text = try? String(contentsOfFile: path ?? ledgerPath, encoding: .utf8) else { return [] }
         return text.split(separator: "\n").map(String.init)
     }
 
     /// Per partition of the input topic: (committed offset of the service's group, end offset).
-    func commitProgress() async throws -> [(committed: Int64, end: Int64)] {
+    func commitProgress(group: String? = nil) async throws -> [(committed: Int64, end: Int64)] {
         let probe = try KafkaConsumer(
-            configuration: KafkaConsumerConfiguration(connection: cluster.connection(), groupID: group), logger: logger)
+            configuration: KafkaConsumerConfiguration(connection: cluster.connection(), groupID: group ?? self.group), logger: logger)
         let partitions = (0..<partitions).map { TopicPartition(topic: input, partition: $0) }
         let committed = try await probe.committed(partitions)
         var result: [(Int64, Int64)] = []
