@@ -12,6 +12,8 @@ struct DeliveryReport: CustomStringConvertible {
     let lost: Int
     let duplicated: Int
     let restarts: Int
+    /// The most duplicates one restart caused, where restarts happen one at a time.
+    var maxDuplicatedPerRestart: Int?
 
     init(scenario: String, expected: Set<String>, ledger: [String], restarts: Int) {
         let seen = Set(ledger)
@@ -25,6 +27,22 @@ struct DeliveryReport: CustomStringConvertible {
 
     var description: String {
         "\(scenario): sent \(sent), processed \(processed), lost \(lost), duplicated \(duplicated) over \(restarts) restarts"
+            + (maxDuplicatedPerRestart.map { " (at most \($0) after one restart)" } ?? "")
+    }
+}
+
+/// Reads the ledger as it grows, between restarts: the events a run processed that an
+/// earlier run had processed already are the duplicates the restart before it caused.
+struct LedgerWatch {
+    private var seen: Set<String> = []
+    private var read = 0
+
+    /// The lines added since the last call that repeat an event seen before.
+    mutating func duplicatesSinceLastRead(in ledger: [String]) -> Int {
+        var repeats = 0
+        for id in ledger.dropFirst(read) where !seen.insert(id).inserted { repeats += 1 }
+        read = ledger.count
+        return repeats
     }
 }
 
@@ -53,12 +71,18 @@ struct ChaosTests {
             simulate: "work: sleep, sleepMs: 2")
         var generator = SystemRandomNumberGenerator()
         var restarts = 0
+        var watch = LedgerWatch()
+        var perRestart: [Int] = []
         for round in 0..<ChaosScale.restarts {
             let run = try fixture.start(config: config, name: "\(name)-\(round)")
             #expect(await run.waitFor("cycle completed", within: .seconds(90)), "round \(round) never completed a cycle")
             try await Task.sleep(for: .milliseconds(Int.random(in: 200...1500, using: &generator)))
             run.signal(signal)
-            #expect(await run.waitForExit(within: .seconds(90)) != nil, "round \(round) did not exit")
+            let status = await run.waitForExit(within: .seconds(90))
+            #expect(status != nil, "round \(round) did not exit")
+            if signal == SIGTERM { #expect(status == 0, "round \(round): status \(String(describing: status))") }
+            let repeats = watch.duplicatesSinceLastRead(in: fixture.ledger())
+            if round > 0 { perRestart.append(repeats) }
             restarts += 1
         }
         let last = try fixture.start(config: config, name: "\(name)-last")
@@ -66,8 +90,10 @@ struct ChaosTests {
         last.signal(SIGTERM)
         let status = await last.waitForExit(within: .seconds(90))
         #expect(status == 0, "last instance: status \(String(describing: status)); log tail: \(last.output.suffix(1500))")
-        let report = DeliveryReport(
+        perRestart.append(watch.duplicatesSinceLastRead(in: fixture.ledger()))
+        var report = DeliveryReport(
             scenario: name, expected: fixture.goodIDs(0..<ChaosScale.events), ledger: fixture.ledger(), restarts: restarts)
+        report.maxDuplicatedPerRestart = perRestart.max()
         print(report)
         return report
     }
@@ -77,6 +103,7 @@ struct ChaosTests {
         let report = try await restartLoop(signal: SIGKILL, name: "crash loop")
         #expect(report.lost == 0)
         #expect(report.duplicated <= report.restarts * ChaosScale.cycle, "\(report)")
+        #expect((report.maxDuplicatedPerRestart ?? 0) <= ChaosScale.cycle, "\(report)")
     }
 
     @Test("Graceful restarts: SIGTERM at random moments, restart each time: nothing lost, nothing processed twice")
