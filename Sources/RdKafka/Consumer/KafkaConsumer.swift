@@ -49,11 +49,11 @@ public final class KafkaConsumer: Sendable {
         logger.warning("consumer dropped without close(); closing on its poll thread")
         // Closing blocks: done on the poll thread, never on the caller's. No job of this
         // consumer is queued any more (each holds the consumer), so nothing runs after it.
-        pollThread.execute { [handle, queue, context] in
+        pollThread.execute { [handle, queue, context, coordinator, logger] in
             withExtendedLifetime(context) {
                 rd_kafka_queue_destroy(queue.pointer)
                 rd_kafka_consumer_close(handle.pointer)
-                rd_kafka_destroy(handle.pointer)
+                Self.destroy(handle.pointer, context, coordinator, logger)
             }
         }
         pollThread.stop()
@@ -154,6 +154,7 @@ public final class KafkaConsumer: Sendable {
     /// while this member is inside a rebalance (after the broker refused a commit for
     /// rebalancing, or after a revoke, until the rebalance's assignment): a commit sent
     /// while the member rejoins would make librdkafka 2.0 declare the assignment lost.
+    /// A rebalance handler handling `.revoked` may commit: its generation is still current.
     /// - Throws: `KafkaError.notAssigned`; `.librdkafka` with `REBALANCE_IN_PROGRESS`
     ///   (retriable) while held; or the broker's error for the request or any single
     ///   partition. A thrown commit is never partly reported as success.
@@ -295,10 +296,29 @@ public final class KafkaConsumer: Sendable {
         phase.withLock { $0 = .closed }
         try await controlThread.run("consumer") {}
         controlThread.stop()
-        try await pollThread.run("consumer") { [handle, queue] in
+        try await pollThread.run("consumer") { [handle, queue, context, coordinator, logger] in
             rd_kafka_queue_destroy(queue.pointer)
-            rd_kafka_destroy(handle.pointer)
+            Self.destroy(handle.pointer, context, coordinator, logger)
         }
         pollThread.stop()
     }
+
+    /// Destroys a closed handle, except where librdkafka would abort: before 2.3, destroying
+    /// a cooperative-sticky consumer that joined its group but never got an assignment fails
+    /// an assertion (librdkafka #4312; Debian 12 ships 2.0.2). Such a handle has already
+    /// left the group; it is kept, with the context its callbacks use, costing memory and
+    /// idle threads until the process ends.
+    private static func destroy(
+        _ handle: OpaquePointer, _ context: ClientContext, _ coordinator: RebalanceCoordinator, _ logger: Logger
+    ) {
+        if coordinator.cooperative && !coordinator.hasBeenAssigned && rd_kafka_version() < Self.stickyDestroyFixed {
+            logger.notice("consumer closed before its first assignment; its handle is not destroyed (librdkafka #4312)")
+            _ = Unmanaged.passRetained(context)
+            return
+        }
+        rd_kafka_destroy(handle)
+    }
+
+    /// librdkafka 2.3.0, the first release that destroys such a consumer safely.
+    private static let stickyDestroyFixed: Int32 = 0x0203_00ff
 }

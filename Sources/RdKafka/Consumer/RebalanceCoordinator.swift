@@ -9,23 +9,29 @@ import Synchronization
 final class RebalanceCoordinator: Sendable {
     private let handler: KafkaRebalanceHandler?
     private let revocationTimeout: Duration
-    private let cooperative: Bool
+    let cooperative: Bool
     private let logger: Logger
     private let owned = Mutex<Set<TopicPartition>>([])
     private let hold = Mutex(CommitHold())
+    private let assignedOnce = Atomic(false)
 
     /// When commits must not be sent: while this member is inside a rebalance. A commit
     /// sent while it rejoins carries the old generation; the broker answers
     /// ILLEGAL_GENERATION and librdkafka 2.0 then declares the whole assignment lost.
+    /// The revoke callback is the exception: it runs before the member rejoins (eager) or
+    /// after this round's SyncGroup (cooperative), so its generation is current, and it is
+    /// the last chance to commit the work done on the partitions it gives up.
     struct CommitHold {
         /// Assign callbacks still to come before the rebalance is over.
         var assignsToWait = 0
         var since = ContinuousClock.now
+        /// Inside the revoke callback (while its handler runs).
+        var revoking = false
 
         /// A hold that outlives this is released anyway, in case a round never completes.
         static let limit = Duration.seconds(60)
 
-        var isHeld: Bool { assignsToWait > 0 && ContinuousClock.now - since < Self.limit }
+        var isHeld: Bool { !revoking && assignsToWait > 0 && ContinuousClock.now - since < Self.limit }
 
         mutating func wait(forAssigns count: Int) {
             if !isHeld { since = .now }
@@ -44,6 +50,9 @@ final class RebalanceCoordinator: Sendable {
 
     /// The partitions this consumer owns right now (revoked ones until their handler returns).
     var assignment: Set<TopicPartition> { owned.withLock { $0 } }
+
+    /// Whether this member has received an assignment (possibly empty) since it was created.
+    var hasBeenAssigned: Bool { assignedOnce.load(ordering: .acquiring) }
 
     /// Whether commits are held because this member is inside a rebalance.
     var commitsHeld: Bool { hold.withLock { $0.isHeld } }
@@ -69,6 +78,7 @@ final class RebalanceCoordinator: Sendable {
             // assigned partition must start fetching whatever its past.
             if list.pointee.cnt > 0 { _ = rd_kafka_resume_partitions(handle, list) }
             owned.withLock { $0.formUnion(partitions) }
+            assignedOnce.store(true, ordering: .releasing)
             hold.withLock { $0.assignsToWait = max(0, $0.assignsToWait - 1) }
             notify(.assigned(partitions))
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
@@ -77,7 +87,9 @@ final class RebalanceCoordinator: Sendable {
                 hold.withLock { $0.wait(forAssigns: 1) }
                 notify(.lost(partitions))
             } else {
+                hold.withLock { $0.revoking = true }
                 notify(.revoked(partitions))
+                hold.withLock { $0.revoking = false }
                 owned.withLock { $0.subtract(partitions) }
                 // Eager: the join follows, then the assign. Cooperative: this round's assign,
                 // then a second round gives the revoked partitions away, then its assign.
