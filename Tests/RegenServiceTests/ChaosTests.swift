@@ -5,7 +5,7 @@ import RegenService
 import Testing
 
 /// What a fault scenario did to the events: the verifier reads the processor's ledger.
-struct DeliveryReport: CustomStringConvertible {
+struct ScenarioReport: CustomStringConvertible {
     let scenario: String
     let sent: Int
     let processed: Int
@@ -61,7 +61,7 @@ enum ChaosScale {
 struct ChaosTests {
     /// Runs `regen run`, stopping it with `signal` at random moments `restarts` times and
     /// starting it again, then lets the last one finish.
-    func restartLoop(signal: Int32, name: String) async throws -> DeliveryReport {
+    func restartLoop(signal: Int32, name: String) async throws -> ScenarioReport {
         let fixture = try await ServiceFixture(partitions: ChaosScale.partitions)
         try await fixture.produce(0..<ChaosScale.events)
         let config = try fixture.writeConfig(
@@ -91,7 +91,7 @@ struct ChaosTests {
         let status = await last.waitForExit(within: .seconds(90))
         #expect(status == 0, "last instance: status \(String(describing: status)); log tail: \(last.output.suffix(1500))")
         perRestart.append(watch.duplicatesSinceLastRead(in: fixture.ledger()))
-        var report = DeliveryReport(
+        var report = ScenarioReport(
             scenario: name, expected: fixture.goodIDs(0..<ChaosScale.events), ledger: fixture.ledger(), restarts: restarts)
         report.maxDuplicatedPerRestart = perRestart.max()
         print(report)
@@ -129,7 +129,7 @@ struct SlowDownstreamTests {
         #expect(try await fixture.waitUntilCommitted(within: .seconds(180)))
         run.signal(SIGTERM)
         #expect(await run.waitForExit(within: .seconds(60)) == 0)
-        let report = DeliveryReport(scenario: "slow downstream", expected: fixture.goodIDs(0..<2000), ledger: fixture.ledger(), restarts: 0)
+        let report = ScenarioReport(scenario: "slow downstream", expected: fixture.goodIDs(0..<2000), ledger: fixture.ledger(), restarts: 0)
         print(report)
         #expect(report.lost == 0 && report.duplicated == 0, "\(report)")
         let beforeShutdown = run.output.components(separatedBy: "cycle loop stopped")[0]
@@ -163,7 +163,7 @@ struct BrokerOutageTests {
         #expect(try await fixture.waitUntilCommitted(within: .seconds(180)))
         run.signal(SIGTERM)
         #expect(await run.waitForExit(within: .seconds(60)) == 0)
-        let report = DeliveryReport(scenario: "broker outage", expected: fixture.goodIDs(0..<10_000), ledger: fixture.ledger(), restarts: 0)
+        let report = ScenarioReport(scenario: "broker outage", expected: fixture.goodIDs(0..<10_000), ledger: fixture.ledger(), restarts: 0)
         print(report)
         #expect(report.lost == 0, "\(report)")
         // A member evicted during the outage re-reads at most the cycle it had not committed.
@@ -172,9 +172,60 @@ struct BrokerOutageTests {
     }
 }
 
+@Suite("Fault scenarios: commit outage", .timeLimit(.minutes(5)))
+struct CommitOutageTests {
+    @Test("OffsetCommit refused for a stretch mid-stream: no commit ever ahead of the work done, no new cycle while one is pending, nothing lost")
+    func commitsRefused() async throws {
+        let fixture = try await ServiceFixture(partitions: 8)
+        let events = ChaosScale.isFull ? 40_000 : 10_000
+        let positions = try await fixture.produceTracked(0..<events)
+        let cycle = 500
+        let run = try fixture.start(
+            config: fixture.writeConfig(
+                orchestrator: ["cycle: { maxEvents: \(cycle), maxWaitMs: 300 }", "concurrency: 4"], simulate: "work: sleep, sleepMs: 2"))
+        #expect(await run.waitFor("cycle completed", within: .seconds(60)))
+        let refusals = ChaosScale.isFull ? 200 : 40
+        try await fixture.cluster.injectErrors(
+            (0..<refusals).map { $0 % 2 == 0 ? KafkaResponseCode.requestTimedOut : .coordinatorNotAvailable }, for: .offsetCommit)
+
+        // Sample while it runs: committed offsets against the ledger.
+        var (aheadOfWork, mostUncommitted, samples) = ([String](), 0, 0)
+        let deadline = ContinuousClock.now + .seconds(180)
+        var finished = false
+        while !finished && ContinuousClock.now < deadline {
+            let before = Set(fixture.ledger())
+            let progress = try await fixture.commitProgress()
+            let after = Set(fixture.ledger())
+            var committedIDs: Set<String> = []
+            for (partition, position) in progress.enumerated() {
+                for offset in 0..<max(0, position.committed) {
+                    guard let id = positions[partition]?[offset] else { continue }
+                    committedIDs.insert(id)
+                    if !after.contains(id) { aheadOfWork.append("partition \(partition) committed to \(position.committed), \(id) not done") }
+                }
+            }
+            mostUncommitted = max(mostUncommitted, before.subtracting(committedIDs).count)
+            samples += 1
+            finished = progress.allSatisfy { $0.committed == $0.end }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(finished, "offsets never reached the end")
+        run.signal(SIGTERM)
+        #expect(await run.waitForExit() == 0)
+        let failures = run.output.components(separatedBy: "commit failed").count - 1
+        let report = ScenarioReport(scenario: "commit outage", expected: fixture.goodIDs(0..<events), ledger: fixture.ledger(), restarts: 0)
+        print(report, "; \(failures) commits refused, \(samples) samples, at most \(mostUncommitted) events processed but not committed")
+        #expect(failures > 0, "no commit was refused: the scenario did not happen")
+        #expect(aheadOfWork.isEmpty, "offsets committed past work not done: \(aheadOfWork.prefix(5))")
+        // One cycle done but not committed; no further cycle starts until its commit lands.
+        #expect(mostUncommitted <= cycle, "\(mostUncommitted) events processed but not committed")
+        #expect(report.lost == 0 && report.duplicated == 0, "\(report)")
+    }
+}
+
 @Suite("Fault scenarios: rebalance storm", .timeLimit(.minutes(20)))
 struct RebalanceStormTests {
-    @Test("Three instances in one group, one started, stopped or killed every few seconds: nothing lost, duplicates within one cycle per kill")
+    @Test("Three instances in one group, one started, stopped or killed every few seconds: nothing lost, duplicates within one cycle per kill or refused commit")
     func rebalanceStorm() async throws {
         let partitions = ChaosScale.isFull ? 32 : 16
         let events = ChaosScale.isFull ? 200_000 : 40_000
@@ -185,10 +236,11 @@ struct RebalanceStormTests {
             orchestrator: ["cycle: { maxEvents: \(ChaosScale.cycle), maxWaitMs: 300 }", "concurrency: 4", "adaptiveOptimization: false"],
             simulate: "work: sleep, sleepMs: 5")
         var instances: [RegenProcess?] = [nil, nil, nil]
-        var started = 0
+        var all: [RegenProcess] = []
         func start(_ slot: Int) throws {
-            instances[slot] = try fixture.start(config: config, arguments: ["--set", "service.instance=storm-\(slot)"], name: "storm-\(slot)-\(started)")
-            started += 1
+            let run = try fixture.start(config: config, arguments: ["--set", "service.instance=storm-\(slot)"], name: "storm-\(slot)-\(all.count)")
+            instances[slot] = run
+            all.append(run)
         }
         for slot in instances.indices { try start(slot) }
 
@@ -222,11 +274,16 @@ struct RebalanceStormTests {
             if status != 0 { badExits.append("status \(String(describing: status)): \(instance.output.suffix(800))") }
         }
         #expect(badExits.isEmpty, "instances stopped with SIGTERM exited badly: \(badExits)")
-        let report = DeliveryReport(
+        let report = ScenarioReport(
             scenario: "rebalance storm", expected: fixture.goodIDs(0..<events), ledger: fixture.ledger(), restarts: kills + stops)
-        print(report, "(\(kills) kills, \(stops) graceful stops, \(started) starts)")
+        let logs = all.map(\.output)
+        func count(_ text: String) -> Int { logs.reduce(0) { $0 + $1.components(separatedBy: text).count - 1 } }
+        let (revocations, losses, refused) = (count("event=revoked"), count("event=lost"), count("commit failed"))
+        print(report, "(\(kills) kills, \(stops) graceful stops, \(all.count) starts; \(revocations) revocations, \(losses) losses, \(refused) commits refused)")
         #expect(report.lost == 0, "\(report)")
-        #expect(report.duplicated <= kills * ChaosScale.cycle, "\(report)")
+        // A kill repeats at most the cycle in flight; a revocation or loss at most the cycle
+        // whose commit the broker refused while the group was rebalancing.
+        #expect(report.duplicated <= (kills + min(revocations + losses, refused)) * ChaosScale.cycle, "\(report)")
     }
 }
 
@@ -256,7 +313,7 @@ enum PoisonCorpus {
         Record(kind: "bad timestamp", key: k("s"), value: b(#"{"id":"p","change_type":"node_added","timestamp":"soon","subject":"s"}"#), reason: "RFC 3339"),
         Record(kind: "edge without predicate", key: k("s"), value: b(#"{"id":"p","change_type":"edge_added","timestamp":"2025-10-10T12:00:00Z","subject":"s","object":"o"}"#),
                reason: "field 'predicate': required"),
-        Record(kind: "huge string", key: k("s"), value: b(event + #","properties":{"blob":""# + String(repeating: "x", count: 600_000) + #""}}"#),
+        Record(kind: "huge string", key: k("s"), value: b(event + #","properties":{"blob":""# + String(repeating: "x", count: 400_000) + #""}}"#),
                reason: "exceeds the limit of \(maxEventBytes)"),
         Record(kind: "deep nesting", key: k("s"), value: b(event + #","properties":{"a":"# + String(repeating: "[", count: 50_000) + String(repeating: "]", count: 50_000) + "}}"),
                reason: "nested more than 512 levels deep"),
@@ -281,7 +338,8 @@ enum PoisonCorpus {
 struct PoisonInputTests {
     @Test("A corpus of bad records mixed into good traffic: every bad one dead-lettered with its reason, every good one processed, the process never dies")
     func poisonCorpus() async throws {
-        let fixture = try await ServiceFixture(partitions: 4)
+        // Each round is about 1 MB; the embedded broker keeps about 5 MB per partition.
+        let fixture = try await ServiceFixture(partitions: 16, outputPartitions: 8)
         let rounds = ChaosScale.isFull ? 20 : 2
         let good = rounds * 1000
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(connection: fixture.cluster.connection()), logger: fixture.logger)
@@ -290,8 +348,10 @@ struct PoisonInputTests {
         var keylessGood: Set<String> = []
         for round in 0..<rounds {
             try await ChangeEventGenerator(keys: 200).send(round * 1000..<(round + 1) * 1000, to: fixture.input, with: producer)
-            for record in PoisonCorpus.records {
-                let report = try await producer.send(topic: fixture.input, key: record.key, value: record.value)
+            for (index, record) in PoisonCorpus.records.enumerated() {
+                // Keys spread the big records over partitions (the broker's space per partition is small).
+                let key = record.key.map { $0 + Array("-\(round)-\(index)".utf8) }
+                let report = try await producer.send(topic: fixture.input, key: key, value: record.value)
                 expectedReason["\(report.partition)/\(report.offset)"] = (record.kind, record.reason)
             }
             // A good event without a key is not poison: it orders by its subject.
@@ -302,15 +362,17 @@ struct PoisonInputTests {
         }
         try await producer.close()
 
+        #expect(try await fixture.truncatedPartitions(of: fixture.input, count: 16).isEmpty, "the broker dropped input")
         let run = try fixture.start(config: fixture.writeConfig(orchestrator: ["maxEventBytes: \(PoisonCorpus.maxEventBytes)"]))
         #expect(try await fixture.waitUntilCommitted())
+        #expect(try await fixture.truncatedPartitions(of: "regen.dlq", count: 8).isEmpty, "the broker dropped dead letters")
         let letters = try await fixture.readAll("regen.dlq", expecting: expectedReason.count)
         #expect(run.isRunning, "the process died: \(run.output.suffix(1500))")
         run.signal(SIGTERM)
         #expect(await run.waitForExit() == 0)
 
         let ledger = fixture.ledger()
-        let report = DeliveryReport(
+        let report = ScenarioReport(
             scenario: "poison input", expected: fixture.goodIDs(0..<good).union(keylessGood), ledger: ledger, restarts: 0)
         print(report, "and \(letters.count) of \(expectedReason.count) bad records dead-lettered")
         #expect(report.lost == 0 && report.duplicated == 0, "\(report)")

@@ -14,7 +14,10 @@ final class ServiceFixture: Sendable {
     let partitions: Int
     let group: String
 
-    init(partitions: Int = 8) async throws {
+    /// - Parameters:
+    ///   - partitions: of the input topic.
+    ///   - outputPartitions: of the telemetry, alert and dead-letter topics.
+    init(partitions: Int = 8, outputPartitions: Int = 2) async throws {
         var logger = Logger(label: "service-test")
         logger.logLevel = .critical
         self.logger = logger
@@ -24,7 +27,7 @@ final class ServiceFixture: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         group = "regen-\(UUID().uuidString.prefix(6))"
         try await cluster.createTopic(input, partitions: partitions)
-        for topic in ["regen.telemetry", "regen.alerts", "regen.dlq"] { try await cluster.createTopic(topic, partitions: 2) }
+        for topic in ["regen.telemetry", "regen.alerts", "regen.dlq"] { try await cluster.createTopic(topic, partitions: outputPartitions) }
     }
 
     var ledgerPath: String { directory.appendingPathComponent("ledger.txt").path }
@@ -72,6 +75,25 @@ final class ServiceFixture: Sendable {
         try await producer.close()
     }
 
+    /// Produces records `range` as `produce` does and returns where each one landed:
+    /// partition, then offset, to event id.
+    func produceTracked(_ range: Range<Int>) async throws -> [Int: [Int64: String]] {
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(connection: cluster.connection()), logger: logger)
+        let generator = ChangeEventGenerator(keys: 200)
+        var positions: [Int: [Int64: String]] = [:]
+        for start in stride(from: range.lowerBound, to: range.upperBound, by: 1000) {
+            try await withThrowingTaskGroup(of: (Int, RdKafka.DeliveryReport).self) { group in
+                for index in start..<min(start + 1000, range.upperBound) {
+                    let (key, value) = generator.record(index)
+                    group.addTask { (index, try await producer.send(topic: self.input, key: key, value: value)) }
+                }
+                for try await (index, report) in group { positions[report.partition, default: [:]][report.offset] = generator.id(index) }
+            }
+        }
+        try await producer.close()
+        return positions
+    }
+
     /// Event ids in the processor's ledger, with repeats.
     func ledger(at path: String? = nil) -> [String] {
         guard let text = try? String(contentsOfFile: path ?? ledgerPath, encoding: .utf8) else { return [] }
@@ -90,6 +112,21 @@ final class ServiceFixture: Sendable {
         }
         try await probe.close()
         return result
+    }
+
+    /// Partitions of `topic` (of `count`) whose oldest records the embedded broker has
+    /// deleted: it keeps only a few megabytes per partition, and a scenario that overflows
+    /// that would count the deleted records as lost.
+    func truncatedPartitions(of topic: String, count: Int) async throws -> [Int] {
+        let probe = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(connection: cluster.connection(), groupID: "probe-\(UUID().uuidString.prefix(6))"),
+            logger: logger)
+        var truncated: [Int] = []
+        for partition in 0..<count where try await probe.watermarks(of: TopicPartition(topic: topic, partition: partition)).low > 0 {
+            truncated.append(partition)
+        }
+        try await probe.close()
+        return truncated
     }
 
     /// Waits until every partition's committed offset reached its end.
