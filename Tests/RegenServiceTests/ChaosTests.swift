@@ -213,13 +213,18 @@ struct CommitOutageTests {
         run.signal(SIGTERM)
         #expect(await run.waitForExit() == 0)
         let failures = run.output.components(separatedBy: "commit failed").count - 1
+        let beforeShutdown = run.output.components(separatedBy: "cycle loop stopped")[0]
+        let givenUp = ["event=lost", "event=revoked"].reduce(0) { $0 + beforeShutdown.components(separatedBy: $1).count - 1 }
         let report = ScenarioReport(scenario: "commit outage", expected: fixture.goodIDs(0..<events), ledger: fixture.ledger(), restarts: 0)
-        print(report, "; \(failures) commits refused, \(samples) samples, at most \(mostUncommitted) events processed but not committed")
+        print(report, "; \(failures) commits refused, \(givenUp) partition sets revoked or lost, \(samples) samples, at most \(mostUncommitted) events processed but not committed")
         #expect(failures > 0, "no commit was refused: the scenario did not happen")
         #expect(aheadOfWork.isEmpty, "offsets committed past work not done: \(aheadOfWork.prefix(5))")
         // One cycle done but not committed; no further cycle starts until its commit lands.
-        #expect(mostUncommitted <= cycle, "\(mostUncommitted) events processed but not committed")
-        #expect(report.lost == 0 && report.duplicated == 0, "\(report)")
+        // Should the member lose its partitions meanwhile (a session timeout on a loaded
+        // machine), their pending commit is dropped: that cycle is read again, once.
+        #expect(mostUncommitted <= cycle * (givenUp == 0 ? 1 : 2), "\(mostUncommitted) events processed but not committed")
+        #expect(report.lost == 0, "\(report)")
+        #expect(report.duplicated <= cycle * givenUp, "\(report)")
     }
 }
 
