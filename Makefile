@@ -23,7 +23,7 @@ test: deps
 # The figures of RELIABILITY.md: every fault scenario at full scale (200,000 events and 20
 # restarts, a 10 s broker outage, a one-minute rebalance storm, 20 rounds of poison), then
 # the scale-out benchmark on its own (nothing else may share the CPU while it measures).
-# make test runs the scenarios small and skips the benchmark. About 20 minutes.
+# make test runs the scenarios small and skips the benchmark. About 15 minutes.
 CHAOS_SUITES := ChaosTests|SlowDownstreamTests|BrokerOutageTests|CommitOutageTests|RebalanceStormTests|PoisonInputTests
 chaos: deps
 	$(SWIFT) build --build-tests
