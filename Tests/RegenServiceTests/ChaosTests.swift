@@ -166,7 +166,7 @@ struct BrokerOutageTests {
         let report = ScenarioReport(scenario: "broker outage", expected: fixture.goodIDs(0..<10_000), ledger: fixture.ledger(), restarts: 0)
         // A member evicted during the outage re-reads at most the cycle it had not committed.
         let revocations = run.output.components(separatedBy: "cycle loop stopped")[0].components(separatedBy: "event=lost").count - 1
-        print(report, "; partitions lost \(revocations) times")
+        print(report, "; partitions lost: \(revocations)")
         #expect(report.lost == 0, "\(report)")
         #expect(report.duplicated <= 500 * max(1, revocations), "\(report)")
     }

@@ -5,7 +5,8 @@ import Testing
 
 /// The scale-out figure of RELIABILITY.md: a benchmark, run by `make chaos` only. It reports
 /// throughput against the single instance measured in the same run and asserts only
-/// correctness (nothing lost), never speed.
+/// behaviour (every instance works, survivors take over a stopped member's partitions,
+/// every event processed is one that was produced), never speed.
 @Suite("Scale-out benchmark", .serialized, .enabled(if: ChaosScale.isFull), .timeLimit(.minutes(30)))
 struct ScaleOutBenchmark {
     static let partitions = 32
