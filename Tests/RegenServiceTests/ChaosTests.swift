@@ -230,7 +230,7 @@ struct CommitOutageTests {
 
 @Suite("Fault scenarios: rebalance storm", .timeLimit(.minutes(20)))
 struct RebalanceStormTests {
-    @Test("Three instances in one group, one started, stopped or killed every few seconds: nothing lost, duplicates within one cycle per kill or refused commit")
+    @Test("Three instances in one group, one started, stopped or killed every few seconds: nothing lost, duplicates within one cycle per kill, loss or revocation")
     func rebalanceStorm() async throws {
         let partitions = ChaosScale.isFull ? 32 : 16
         let events = ChaosScale.isFull ? 200_000 : 40_000
@@ -287,8 +287,9 @@ struct RebalanceStormTests {
         print(report, "(\(kills) kills, \(stops) graceful stops, \(all.count) starts; \(revocations) revocations, \(losses) losses, \(refused) commits refused)")
         #expect(report.lost == 0, "\(report)")
         // A kill or a lost assignment repeats at most the cycle not yet committed; a revocation
-        // at most the cycle whose commit the broker refused while the group was rebalancing.
-        #expect(report.duplicated <= (kills + losses + min(revocations, refused)) * ChaosScale.cycle, "\(report)")
+        // at most the cycle it could not commit (the broker refused while the group was
+        // rebalancing, or the cycle outlasted the revocation timeout).
+        #expect(report.duplicated <= (kills + losses + revocations) * ChaosScale.cycle, "\(report)")
     }
 }
 
