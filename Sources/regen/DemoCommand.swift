@@ -133,10 +133,6 @@ struct DemoCommand: AsyncParsableCommand {
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
-
 extension ChangeEventGenerator {
     func malformedCount(in range: Range<Int>) -> Int { range.filter(isMalformed).count }
 }

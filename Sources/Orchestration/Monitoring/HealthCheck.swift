@@ -19,7 +19,7 @@ struct HealthCheck: Sendable {
         let failed = now.eventsFailed - before.eventsFailed
         let successRate = succeeded + failed == 0 ? 1 : Double(succeeded) / Double(succeeded + failed)
         let intervalAvg = cycles == 0 ? 0 : (now.totalCycleTimeMs - before.totalCycleTimeMs) / Double(cycles)
-        let seconds = max(0.001, Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18)
+        let seconds = max(0.001, interval.seconds)
         var findings = HealthFindings(metric: [
             "cycles": .int(now.totalCycles), "cycles_in_interval": .int(cycles),
             "avg_cycle_time_ms": .number(now.avgCycleTimeMs), "interval_avg_cycle_time_ms": .number(intervalAvg),

@@ -34,8 +34,7 @@ public final class RateLimiter: Sendable {
     func reserve() -> Duration {
         bucket.withLock { b in
             let now = clock.now
-            let elapsed = Double((now - b.updatedAt).components.seconds)
-                + Double((now - b.updatedAt).components.attoseconds) / 1e18
+            let elapsed = (now - b.updatedAt).seconds
             b.tokens = min(burst, b.tokens + elapsed * rate)
             b.updatedAt = now
             b.tokens -= 1
