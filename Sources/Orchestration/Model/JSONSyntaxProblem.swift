@@ -31,7 +31,7 @@ struct JSONSyntaxProblem: CustomStringConvertible {
                 continue
             }
             switch byte {
-            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
+            case _ where isWhitespace(byte):
                 continue
             case _ where started && depth == 0:
                 return JSONSyntaxProblem(description: "unexpected data after the end of the value at byte \(offset)")
@@ -51,12 +51,17 @@ struct JSONSyntaxProblem: CustomStringConvertible {
             // A top-level scalar ends at the next structural byte; only containers are tracked.
             if depth > 0 || byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") { started = true }
         }
-        if !bytes.contains(where: { ![0x20, 0x09, 0x0a, 0x0d].contains($0) }) {
+        if bytes.allSatisfy(isWhitespace) {
             return JSONSyntaxProblem(description: "only whitespace")
         }
         if inString { return JSONSyntaxProblem(description: "ends inside a string (truncated?)") }
         if depth > 0 { return JSONSyntaxProblem(description: "ends with \(depth) unclosed bracket\(depth == 1 ? "" : "s") (truncated?)") }
         return nil
+    }
+
+    /// JSON's four whitespace bytes.
+    private static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
     }
 
     private static func firstInvalidUTF8(in bytes: [UInt8]) -> Int? {
