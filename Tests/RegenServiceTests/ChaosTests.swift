@@ -132,8 +132,8 @@ struct SlowDownstreamTests {
         let report = ScenarioReport(scenario: "slow downstream", expected: fixture.goodIDs(0..<2000), ledger: fixture.ledger(), restarts: 0)
         print(report)
         #expect(report.lost == 0 && report.duplicated == 0, "\(report)")
-        let beforeShutdown = run.output.components(separatedBy: "cycle loop stopped")[0]
-        #expect(beforeShutdown.components(separatedBy: "event=assigned").count - 1 == 1, "the member was rebalanced: it left the group")
+        let beforeShutdown = run.outputBeforeShutdown
+        #expect(beforeShutdown.occurrences(of: "event=assigned") == 1, "the member was rebalanced: it left the group")
         #expect(!beforeShutdown.contains("event=lost") && !beforeShutdown.contains("event=revoked"), "evicted for not polling")
         let telemetry = try await fixture.readAll("regen.telemetry").compactMap {
             try? JSONDecoder().decode(TelemetryEvent.self, from: Data($0.value ?? []))
@@ -165,7 +165,7 @@ struct BrokerOutageTests {
         #expect(await run.waitForExit(within: .seconds(60)) == 0)
         let report = ScenarioReport(scenario: "broker outage", expected: fixture.goodIDs(0..<10_000), ledger: fixture.ledger(), restarts: 0)
         // A member evicted during the outage re-reads at most the cycle it had not committed.
-        let revocations = run.output.components(separatedBy: "cycle loop stopped")[0].components(separatedBy: "event=lost").count - 1
+        let revocations = run.outputBeforeShutdown.occurrences(of: "event=lost")
         print(report, "; partitions lost: \(revocations)")
         #expect(report.lost == 0, "\(report)")
         #expect(report.duplicated <= 500 * max(1, revocations), "\(report)")
@@ -212,9 +212,9 @@ struct CommitOutageTests {
         #expect(finished, "offsets never reached the end")
         run.signal(SIGTERM)
         #expect(await run.waitForExit() == 0)
-        let failures = run.output.components(separatedBy: "commit failed").count - 1
-        let beforeShutdown = run.output.components(separatedBy: "cycle loop stopped")[0]
-        let givenUp = ["event=lost", "event=revoked"].reduce(0) { $0 + beforeShutdown.components(separatedBy: $1).count - 1 }
+        let failures = run.output.occurrences(of: "commit failed")
+        let beforeShutdown = run.outputBeforeShutdown
+        let givenUp = beforeShutdown.occurrences(of: "event=lost") + beforeShutdown.occurrences(of: "event=revoked")
         let report = ScenarioReport(scenario: "commit outage", expected: fixture.goodIDs(0..<events), ledger: fixture.ledger(), restarts: 0)
         print(report, "; \(failures) commits refused, \(givenUp) partition sets revoked or lost, \(samples) samples, at most \(mostUncommitted) events processed but not committed")
         #expect(failures > 0, "no commit was refused: the scenario did not happen")
@@ -282,7 +282,7 @@ struct RebalanceStormTests {
         let report = ScenarioReport(
             scenario: "rebalance storm", expected: fixture.goodIDs(0..<events), ledger: fixture.ledger(), restarts: kills + stops)
         let logs = all.map(\.output)
-        func count(_ text: String) -> Int { logs.reduce(0) { $0 + $1.components(separatedBy: text).count - 1 } }
+        func count(_ text: String) -> Int { logs.reduce(0) { $0 + $1.occurrences(of: text) } }
         let (revocations, losses, refused) = (count("event=revoked"), count("event=lost"), count("commit failed"))
         print(report, "(\(kills) kills, \(stops) graceful stops, \(all.count) starts; \(revocations) revocations, \(losses) losses, \(refused) commits refused)")
         #expect(report.lost == 0, "\(report)")

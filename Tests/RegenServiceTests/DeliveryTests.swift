@@ -27,7 +27,7 @@ struct DeliveryTests {
         let cycles = telemetry.filter { $0.eventType == .regenerationCompleted && $0.tags["scope"] == "cycle" }
         #expect(Set(cycles.compactMap { $0.data["execution_id"]?.stringValue }).count == cycles.count)
         #expect(cycles.reduce(0) { $0 + Int($1.data["tasks_executed"]?.numberValue ?? 0) } == 50_000)
-        #expect(cycles.count == run.output.components(separatedBy: "cycle completed").count - 1)
+        #expect(cycles.count == run.output.occurrences(of: "cycle completed"))
         #expect(telemetry.contains { $0.eventType == .regenerationStarted })
     }
 

@@ -32,8 +32,7 @@ struct RebalanceAndCommitTests {
         // Kafka accepts them). Either way a revocation repeats at most the one cycle it could
         // not commit; no new cycle starts while a commit is pending, and eager assignment can
         // rebalance twice while a member joins.
-        let beforeShutdown = [a.output, b.output].map { $0.components(separatedBy: "cycle loop stopped")[0] }.joined()
-        let revocations = beforeShutdown.components(separatedBy: "event=revoked").count - 1
+        let revocations = a.outputBeforeShutdown.occurrences(of: "event=revoked") + b.outputBeforeShutdown.occurrences(of: "event=revoked")
         let duplicates = ledger.count - Set(ledger).count
         print("join mid-stream (\(strategy)): \(duplicates) duplicates, \(revocations) revocations")
         #expect(duplicates <= 300 * max(1, revocations), "\(duplicates) duplicates for \(revocations) revocations")

@@ -80,17 +80,10 @@ final class ServiceFixture: Sendable {
     func produceTracked(_ range: Range<Int>) async throws -> [Int: [Int64: String]] {
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(connection: cluster.connection()), logger: logger)
         let generator = ChangeEventGenerator(keys: 200)
-        var positions: [Int: [Int64: String]] = [:]
-        for start in stride(from: range.lowerBound, to: range.upperBound, by: 1000) {
-            try await withThrowingTaskGroup(of: (Int, RdKafka.DeliveryReport).self) { group in
-                for index in start..<min(start + 1000, range.upperBound) {
-                    let (key, value) = generator.record(index)
-                    group.addTask { (index, try await producer.send(topic: self.input, key: key, value: value)) }
-                }
-                for try await (index, report) in group { positions[report.partition, default: [:]][report.offset] = generator.id(index) }
-            }
-        }
+        let reports = try await generator.send(range, to: input, with: producer)
         try await producer.close()
+        var positions: [Int: [Int64: String]] = [:]
+        for (index, report) in zip(range, reports) { positions[report.partition, default: [:]][report.offset] = generator.id(index) }
         return positions
     }
 
@@ -195,6 +188,9 @@ final class RegenProcess: Sendable {
 
     var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
+    /// The log up to the end of the cycle loop, without what closing the consumer logs.
+    var outputBeforeShutdown: String { output.components(separatedBy: "cycle loop stopped")[0] }
+
     func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
     var isRunning: Bool { process.isRunning }
@@ -217,4 +213,9 @@ final class RegenProcess: Sendable {
     }
 
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+}
+
+extension String {
+    /// How many times `text` occurs (without overlaps).
+    func occurrences(of text: String) -> Int { components(separatedBy: text).count - 1 }
 }

@@ -55,19 +55,23 @@ public struct ChangeEventGenerator: Sendable {
     }
 
     /// Sends records `range` to `topic`, at most 1,000 unacknowledged at a time.
+    /// - Returns: where each record landed, in the order of `range`.
     /// - Throws: the first delivery error.
-    public func send(_ range: Range<Int>, to topic: String, with producer: KafkaProducer) async throws {
+    @discardableResult
+    public func send(_ range: Range<Int>, to topic: String, with producer: KafkaProducer) async throws -> [DeliveryReport] {
+        var reports: [DeliveryReport?] = Array(repeating: nil, count: range.count)
         var start = range.lowerBound
         while start < range.upperBound {
             let end = min(start + 1000, range.upperBound)
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            try await withThrowingTaskGroup(of: (Int, DeliveryReport).self) { group in
                 for index in start..<end {
                     let (key, value) = record(index)
-                    group.addTask { try await producer.send(topic: topic, key: key, value: value) }
+                    group.addTask { (index, try await producer.send(topic: topic, key: key, value: value)) }
                 }
-                try await group.waitForAll()
+                for try await (index, report) in group { reports[index - range.lowerBound] = report }
             }
             start = end
         }
+        return reports.compactMap { $0 }
     }
 }
