@@ -87,6 +87,18 @@ final class ServiceFixture: Sendable {
         return positions
     }
 
+    /// The ids of the events below each partition's committed offset in `progress`;
+    /// `positions` is what ``produceTracked(_:)`` returned.
+    static func committedIDs(_ progress: [(committed: Int64, end: Int64)], positions: [Int: [Int64: String]]) -> Set<String> {
+        var ids: Set<String> = []
+        for (partition, position) in progress.enumerated() {
+            for offset in 0..<max(0, position.committed) {
+                if let id = positions[partition]?[offset] { ids.insert(id) }
+            }
+        }
+        return ids
+    }
+
     /// Event ids in the processor's ledger, with repeats.
     func ledger(at path: String? = nil) -> [String] {
         guard let text = try? String(contentsOfFile: path ?? ledgerPath, encoding: .utf8) else { return [] }
