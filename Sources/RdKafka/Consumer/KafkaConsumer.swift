@@ -154,7 +154,8 @@ public final class KafkaConsumer: Sendable {
     /// while this member is inside a rebalance (after the broker refused a commit for
     /// rebalancing, or after a revoke, until the rebalance's assignment): a commit sent
     /// while the member rejoins would make librdkafka 2.0 declare the assignment lost.
-    /// A rebalance handler handling `.revoked` may commit: its generation is still current.
+    /// With cooperative-sticky, a rebalance handler handling `.revoked` may commit: its
+    /// generation is still current.
     /// - Throws: `KafkaError.notAssigned`; `.librdkafka` with `REBALANCE_IN_PROGRESS`
     ///   (retriable) while held; or the broker's error for the request or any single
     ///   partition. A thrown commit is never partly reported as success.

@@ -18,14 +18,15 @@ final class RebalanceCoordinator: Sendable {
     /// When commits must not be sent: while this member is inside a rebalance. A commit
     /// sent while it rejoins carries the old generation; the broker answers
     /// ILLEGAL_GENERATION and librdkafka 2.0 then declares the whole assignment lost.
-    /// The revoke callback is the exception: it runs before the member rejoins (eager) or
-    /// after this round's SyncGroup (cooperative), so its generation is current, and it is
-    /// the last chance to commit the work done on the partitions it gives up.
+    /// The cooperative revoke callback is the exception: it runs after this round's
+    /// SyncGroup, so its generation is current, and it is the last chance to commit the
+    /// work done on the partitions it gives up. (An eager revoke runs while the group is
+    /// joining; there a held commit stays held, as it was before this exception existed.)
     struct CommitHold {
         /// Assign callbacks still to come before the rebalance is over.
         var assignsToWait = 0
         var since = ContinuousClock.now
-        /// Inside the revoke callback (while its handler runs).
+        /// Inside a cooperative revoke callback (while its handler runs).
         var revoking = false
 
         /// A hold that outlives this is released anyway, in case a round never completes.
@@ -87,7 +88,7 @@ final class RebalanceCoordinator: Sendable {
                 hold.withLock { $0.wait(forAssigns: 1) }
                 notify(.lost(partitions))
             } else {
-                hold.withLock { $0.revoking = true }
+                hold.withLock { $0.revoking = cooperative }
                 notify(.revoked(partitions))
                 hold.withLock { $0.revoking = false }
                 owned.withLock { $0.subtract(partitions) }
