@@ -17,41 +17,84 @@ extension RegenerationOrchestrator {
         logger.debug(
             "cycle started",
             metadata: ["execution": "\(executionID)", "events": "\(plan.recordCount)", "keys": "\(plan.runs.count)"])
-        var report = await dispatcher(for: executionID).dispatch(plan, concurrency: concurrency)
-        let completion = await complete(&report, executionID: executionID)
+        let dispatcher = dispatcher(for: executionID)
+        var report = await dispatcher.dispatch(plan, concurrency: concurrency)
+        let completion = await complete(&report, plan: plan, dispatcher: dispatcher, executionID: executionID)
         var execution = summarize(
             report, plan: plan, id: executionID, startedAt: startedAt,
             duration: environment.clock.now - start, concurrency: concurrency)
-        execution.regenerations += completion.regenerations
-        execution.deployments += completion.deployments
+        execution.regenerations += completion.report.regenerations
+        execution.deployments += completion.report.deployments
         recorder.record(execution)
         await publish(execution)
         await checkPerformance(execution)
+        // After a completion failure, wait before the caller reads the same records again.
+        if let backoff = completion.backoff { try? await environment.clock.sleep(for: backoff) }
         return CycleResult(execution: execution, partitions: Self.progress(of: cycle, results: report.results))
     }
 
-    /// Lets the processor finish the cycle as a whole; when that fails, the succeeded
-    /// records become not done, so nothing is committed past work that did not land.
-    private func complete(_ report: inout CycleDispatcher.Report, executionID: UUID) async -> ProcessingReport {
+    /// Lets the processor finish the cycle as a whole. Events it rejects are dead-lettered
+    /// with its reason. When it fails as a whole, the succeeded records become not done, so
+    /// nothing is committed past work that did not land, and the caller is held back for
+    /// a backoff that grows with each consecutive failure.
+    private func complete(
+        _ report: inout CycleDispatcher.Report, plan: CyclePlan, dispatcher: CycleDispatcher, executionID: UUID
+    ) async -> (report: ProcessingReport, backoff: Duration?) {
         let succeeded = report.results.compactMap { result -> CompletedEvent? in
             guard case .succeeded = result.outcome, let event = result.event else { return nil }
             return CompletedEvent(event: event, position: result.position)
         }
-        guard !succeeded.isEmpty else { return .none }
+        guard !succeeded.isEmpty else { return (.none, nil) }
         let inCycleOrder = succeeded.sorted { ($0.position.partition, $0.position.offset) < ($1.position.partition, $1.position.offset) }
+        let id = executionID.uuidString.lowercased()
+        let completion: CycleCompletion
         do {
-            return try await processor.completeCycle(inCycleOrder, executionID: executionID.uuidString.lowercased())
+            completion = try await processor.completeCycle(inCycleOrder, executionID: id)
         } catch {
-            logger.error("cycle completion failed; its events will be read again", metadata: ["error": "\(error)"])
+            completionFailures += 1
+            let backoff = config.retry.ceiling(afterAttempt: completionFailures)
+            logger.error(
+                "cycle completion failed; its events will be read again",
+                metadata: ["error": "\(error)", "consecutiveFailures": "\(completionFailures)", "backoffMs": "\(backoff.milliseconds)"])
             breaker.record(success: false, permit: .allowed)
             for index in report.results.indices where report.results[index].outcome.isSucceeded {
                 report.results[index].outcome = .notDone(.cycleCompletionFailed, processingFailed: false)
             }
-            await emit(
-                .regenerationFailed, component: "processor",
-                data: ["execution_id": .string(executionID.uuidString.lowercased()), "error": .string("\(error)"), "events": .int(succeeded.count)],
-                tags: ["reason": "cycle_completion_failed"])
-            return .none
+            var data: [String: JSONValue] = ["execution_id": .string(id), "error": .string("\(error)"), "events": .int(succeeded.count)]
+            await emit(.regenerationFailed, component: "processor", data: data, tags: ["reason": "cycle_completion_failed"])
+            data["consecutive_failures"] = .int(completionFailures)
+            data["backoff_ms"] = .number(backoff.milliseconds)
+            await emit(.performanceAlert, component: "processor", data: data, tags: ["reason": "completion_failing", "severity": "alert"])
+            return (.none, backoff)
+        }
+        if completionFailures > 0 {
+            logger.notice("cycle completion recovered", metadata: ["afterFailures": "\(completionFailures)"])
+            completionFailures = 0
+        }
+        if !completion.rejected.isEmpty { await deadLetterRejected(completion.rejected, in: &report, plan: plan, dispatcher: dispatcher) }
+        return (completion.report, nil)
+    }
+
+    /// Dead-letters the events the processor rejected. One whose dead letter is not stored
+    /// stays not done, and so do the later records of its key, as in dispatch.
+    private func deadLetterRejected(
+        _ rejected: [SourcePosition: String], in report: inout CycleDispatcher.Report, plan: CyclePlan, dispatcher: CycleDispatcher
+    ) async {
+        var indexByPosition: [SourcePosition: Int] = [:]
+        for (index, result) in report.results.enumerated() { indexByPosition[result.position] = index }
+        for run in plan.runs {
+            var blocked = false
+            for planned in run.records {
+                guard let index = indexByPosition[planned.record.position], report.results[index].outcome.isSucceeded else { continue }
+                if blocked {
+                    report.results[index].outcome = .notDone(.blockedByEarlier, processingFailed: false)
+                } else if let reason = rejected[planned.record.position] {
+                    report.results[index].outcome = await dispatcher.deadLetter(
+                        planned.record, reason: "regeneration failed: \(reason)", attempts: report.results[index].attempts,
+                        invalidInput: false)
+                    blocked = !report.results[index].outcome.isDone
+                }
+            }
         }
     }
 

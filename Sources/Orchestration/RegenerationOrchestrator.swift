@@ -25,6 +25,8 @@ public actor RegenerationOrchestrator {
     var healthTask: Task<Void, Never>?
     var healthBaseline = OrchestrationStats()
     var cyclesInFlight = 0
+    /// Cycle completions failed in a row (the processor's completeCycle threw).
+    var completionFailures = 0
     var idleWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// Creates an orchestrator; it processes nothing until ``start()``.

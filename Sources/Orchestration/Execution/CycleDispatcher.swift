@@ -132,7 +132,7 @@ struct CycleDispatcher: Sendable {
         if wait > .zero { try await environment.clock.sleep(for: wait) }
     }
 
-    private func deadLetter(_ record: CycleRecord, reason: String, attempts: Int, invalidInput: Bool) async -> RecordOutcome {
+    func deadLetter(_ record: CycleRecord, reason: String, attempts: Int, invalidInput: Bool) async -> RecordOutcome {
         do {
             try await deadLetters.deadLetter(
                 DeadLetter(record: record, reason: reason, attempts: attempts, invalidInput: invalidInput))

@@ -1,15 +1,16 @@
 /// Where and why bytes are not JSON, found by one scan over them. Foundation's parser
 /// refuses such input with a bare "not valid JSON"; a dead letter should say more.
 /// Only run on input the parser refused, so it is never on the hot path.
-struct JSONSyntaxProblem: CustomStringConvertible {
+public struct JSONSyntaxProblem: Sendable, CustomStringConvertible {
     /// How deep Foundation's parser lets arrays and objects nest.
     static let maxDepth = 512
 
-    let description: String
+    /// Where and why, e.g. "unescaped control character 0x09 in a string at byte 12".
+    public let description: String
 
     /// The first problem the scan recognizes in `bytes`, or nil if it recognizes none
     /// (for instance a misspelled literal, which only a full parser would name).
-    static func find(in bytes: [UInt8]) -> JSONSyntaxProblem? {
+    public static func find(in bytes: [UInt8]) -> JSONSyntaxProblem? {
         if let offset = firstInvalidUTF8(in: bytes) {
             return JSONSyntaxProblem(description: "invalid UTF-8 at byte \(offset)")
         }

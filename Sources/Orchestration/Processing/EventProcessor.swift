@@ -51,14 +51,38 @@ public protocol EventProcessor: Sendable {
 
     /// Called once per cycle, after every event was dispatched, with the events that
     /// succeeded in cycle order: the place for work that coalesces a cycle (render each
-    /// affected artifact once). When it throws, those events are *not done*: they are not
-    /// committed and are read again. The default does nothing.
+    /// affected artifact once). The default does nothing.
+    ///
+    /// Blame what a particular event makes fail by naming it in
+    /// ``CycleCompletion/rejected``: it goes to the dead-letter sink with that reason and
+    /// the rest of the cycle counts as done. Throw only for a failure no event explains
+    /// (a missing template, a full disk): the cycle's succeeded events are then *not
+    /// done*, are not committed and are read again after a backoff that grows with each
+    /// consecutive failure.
     /// - Throws: any error; the cycle's succeeded events are then left for redelivery.
-    func completeCycle(_ events: [CompletedEvent], executionID: String) async throws -> ProcessingReport
+    func completeCycle(_ events: [CompletedEvent], executionID: String) async throws -> CycleCompletion
 }
 
 extension EventProcessor {
-    public func completeCycle(_ events: [CompletedEvent], executionID: String) async throws -> ProcessingReport { .none }
+    public func completeCycle(_ events: [CompletedEvent], executionID: String) async throws -> CycleCompletion { .none }
+}
+
+/// What ``EventProcessor/completeCycle(_:executionID:)`` did with a cycle's events.
+public struct CycleCompletion: Sendable, Hashable {
+    /// Regenerations and deployments the completion performed.
+    public var report: ProcessingReport
+    /// Events refused for good, by position, with the reason: each is dead-lettered; the
+    /// other events of the cycle count as done.
+    public var rejected: [SourcePosition: String]
+
+    /// Creates a completion.
+    public init(report: ProcessingReport = .none, rejected: [SourcePosition: String] = [:]) {
+        self.report = report
+        self.rejected = rejected
+    }
+
+    /// Nothing done, nothing refused.
+    public static let none = CycleCompletion()
 }
 
 /// An event that succeeded in this cycle, with where it came from.
