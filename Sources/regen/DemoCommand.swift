@@ -124,7 +124,7 @@ struct DemoCommand: AsyncParsableCommand {
               processed:               \(stats.eventsSucceeded) succeeded, \(stats.eventsDeadLettered) dead-lettered, \(stats.eventsNotDone) left for redelivery
               cycles:                  \(stats.totalCycles) (mean \(String(format: "%.1f", stats.avgCycleTimeMs)) ms, p95 \(String(format: "%.1f", stats.p95CycleTimeMs)) ms)
               regenerations:           \(stats.regenerationsTriggered) renders, \(stats.deploymentsCompleted) atomic deployments
-              artifacts on disk:       \(artifacts) files in \(output)/ (index.html, catalog.json, nodes/*.html)
+              artifacts on disk:       \(artifacts) files in \(output)/ (index.html, catalog.json, export.xml, nodes/*.html)
               offset commits:          \(progress.commits) (\(progress.failedCommits) failed)
               telemetry:               \(progress.telemetryPublished) records to regen.telemetry and regen.alerts (\(progress.telemetryDropped) dropped)
               dead letters:            topic regen.dlq, each with regen.error, regen.attempts and regen.source.* headers

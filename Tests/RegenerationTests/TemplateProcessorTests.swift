@@ -27,7 +27,7 @@ struct TemplateWorkspace {
 func event(_ id: String, _ subject: String, _ type: ChangeType = .nodeUpdated, _ properties: [String: JSONValue] = [:]) -> CompletedEvent {
     CompletedEvent(
         event: ChangeEvent(id: id, changeType: type, subject: subject, properties: properties),
-        position: SourcePosition(topic: "t", partition: 0, offset: Int64(id.hashValue & 0xffff)))
+        position: SourcePosition(topic: "t", partition: 0, offset: id.utf8.reduce(Int64(0)) { $0 &* 131 &+ Int64($1) }))
 }
 
 @Suite("Template processor")
@@ -45,8 +45,8 @@ struct TemplateProcessorTests {
         let workspace = try TemplateWorkspace(manifest: Self.perSubject, templates: ["node": "<h1>{{subject}}</h1><p>rev {{node.properties.revision}}</p>"])
         let processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
         let events = (0..<1000).map { event("e\($0)", "node-\($0 % 10)", .nodeUpdated, ["revision": .int($0)]) }
-        let report = try await processor.completeCycle(events, executionID: "x1")
-        #expect(report.regenerations == 10 && report.deployments == 1)
+        let completion = try await processor.completeCycle(events, executionID: "x1")
+        #expect(completion.report.regenerations == 10 && completion.report.deployments == 1 && completion.rejected.isEmpty)
         #expect(workspace.files().count == 10)
         #expect(workspace.read("nodes/node-3.html") == "<h1>node-3</h1><p>rev 993</p>")
     }
@@ -62,8 +62,8 @@ struct TemplateProcessorTests {
         #expect(!FileManager.default.fileExists(atPath: workspace.root.appendingPathComponent("etc/x.html").path))
     }
 
-    @Test("A failed render deploys nothing and keeps the previous versions; the cycle fails")
-    func failedRenderRollsBack() async throws {
+    @Test("A subject whose changes break a file is rejected with the reason; the rest of the cycle is deployed, its state kept")
+    func brokenSubjectIsRejected() async throws {
         let manifest = """
             artifacts:
               - { name: page, template: page, output: "nodes/{{subject}}.html" }
@@ -71,24 +71,59 @@ struct TemplateProcessorTests {
             """
         let workspace = try TemplateWorkspace(
             manifest: manifest,
-            templates: ["page": "{{subject}} {{node.properties.v}}", "data": "{ \"count\": {{count}}{{#nodes}}{{properties.broken}}{{/nodes}} }"])
+            templates: ["page": "{{subject}} {{node.properties.v}}", "data": "{ \"count\": {{count}}{{#nodes}}{{{properties.broken}}}{{/nodes}} }"])
         let processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
         _ = try await processor.completeCycle([event("1", "a", .nodeAdded, ["v": 1])], executionID: "ok")
         #expect(workspace.read("nodes/a.html") == "a 1")
         #expect(workspace.read("data.json") == "{ \"count\": 1 }")
 
-        await #expect(throws: TemplateError.self) {
-            try await processor.completeCycle(
-                [event("2", "a", .nodeUpdated, ["v": 2]), event("3", "b", .nodeAdded, ["broken": "oops"])], executionID: "bad")
-        }
-        #expect(workspace.read("nodes/a.html") == "a 1", "a file of the failed set was deployed")
+        let bad = [event("2", "a", .nodeUpdated, ["v": 2]), event("3", "b", .nodeAdded, ["broken": "oops"]), event("5", "b", .nodeUpdated)]
+        let completion = try await processor.completeCycle(bad, executionID: "bad")
+        #expect(Set(completion.rejected.keys) == [bad[1].position, bad[2].position])
+        let reason = completion.rejected[bad[1].position] ?? ""
+        #expect(reason.contains("artifact 'data' (template 'data', output 'data.json')") && reason.contains("not valid JSON"), "\(reason)")
+        #expect(workspace.read("nodes/a.html") == "a 2", "the good subject's change was not deployed")
         #expect(workspace.read("nodes/b.html") == nil)
         #expect(workspace.read("data.json") == "{ \"count\": 1 }")
 
-        // The state of the failed cycle was not kept: the next good cycle renders from the last good state.
-        let report = try await processor.completeCycle([event("4", "c", .nodeAdded, ["v": 3])], executionID: "ok2")
-        #expect(report.regenerations == 2)
+        // The rejected subject's changes are not in the state: the next cycle renders without them.
+        let next = try await processor.completeCycle([event("4", "c", .nodeAdded, ["v": 3])], executionID: "ok2")
+        #expect(next.report.regenerations == 2 && next.rejected.isEmpty)
         #expect(workspace.read("data.json") == "{ \"count\": 2 }")
+    }
+
+    @Test("A failure no event explains (a deployment that fails midway) deploys nothing, keeps the previous versions and throws")
+    func unexplainedFailureRollsBack() async throws {
+        let manifest = """
+            artifacts:
+              - { name: page, template: page, output: "nodes/{{subject}}.html" }
+              - { name: data, template: data, output: "data.json" }
+            """
+        let workspace = try TemplateWorkspace(manifest: manifest, templates: ["page": "{{subject}} {{node.properties.v}}", "data": "{ \"count\": {{count}} }"])
+        let processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
+        _ = try await processor.completeCycle([event("1", "a", .nodeAdded, ["v": 1])], executionID: "ok")
+        // A non-empty directory where nodes/b.html must go: data.json and nodes/a.html move first, then the rename fails.
+        try FileManager.default.createDirectory(atPath: "\(workspace.output)/nodes/b.html/x", withIntermediateDirectories: true)
+        await #expect(throws: TemplateError.self) {
+            try await processor.completeCycle([event("2", "a", .nodeUpdated, ["v": 2]), event("3", "b", .nodeAdded, ["v": 1])], executionID: "bad")
+        }
+        #expect(workspace.read("nodes/a.html") == "a 1", "a file of the failed set was deployed")
+        #expect(workspace.read("data.json") == "{ \"count\": 1 }")
+        try FileManager.default.removeItem(atPath: "\(workspace.output)/nodes/b.html")
+        let retried = try await processor.completeCycle([event("2", "a", .nodeUpdated, ["v": 2]), event("3", "b", .nodeAdded, ["v": 1])], executionID: "again")
+        #expect(retried.rejected.isEmpty && workspace.read("data.json") == "{ \"count\": 2 }" && workspace.read("nodes/a.html") == "a 2")
+    }
+
+    @Test("A file that fails even without the cycle's subjects is the templates' fault: nothing is rejected, the cycle throws")
+    func brokenTemplateIsNotTheEventsFault() async throws {
+        let workspace = try TemplateWorkspace(
+            manifest: "artifacts:\n  - { name: data, template: data, output: data.json }", templates: ["data": "{ \"count\": {{count}}"])
+        let processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
+        let error = await #expect(throws: TemplateError.self) {
+            try await processor.completeCycle([event("1", "a", .nodeAdded), event("2", "b", .nodeAdded)], executionID: "x")
+        }
+        #expect(error?.description.contains("fails without every subject this cycle changed") == true, "\(String(describing: error))")
+        #expect(workspace.files().isEmpty)
     }
 
     @Test("Dependencies are followed transitively; a template change re-renders what uses it")
@@ -105,13 +140,13 @@ struct TemplateProcessorTests {
             templates: ["page": "{{subject}}", "index": "{{count}} pages", "sitemap": "<urlset/>", "edges": "{{#nodes}}{{#edges}}{{predicate}}{{/edges}}{{/nodes}}."])
         let processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
         let first = try await processor.completeCycle([event("1", "node-1", .nodeAdded), event("2", "node-2", .nodeAdded)], executionID: "a")
-        #expect(first.regenerations == 4)  // 2 pages, index, sitemap (through index)
+        #expect(first.report.regenerations == 4)  // 2 pages, index, sitemap (through index)
         #expect(workspace.read("edges.txt") == nil, "a node change does not affect an edges-only artifact")
 
         let byTemplate = try await processor.completeCycle([event("3", "page", .templateChanged)], executionID: "b")
-        #expect(byTemplate.regenerations == 4)  // every page, then index and sitemap
+        #expect(byTemplate.report.regenerations == 4)  // every page, then index and sitemap
         let other = try await processor.completeCycle([event("4", "other", .nodeUpdated)], executionID: "c")
-        #expect(other.regenerations == 0)
+        #expect(other.report.regenerations == 0)
     }
 
     @Test("Bad manifests are refused with the reason")

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Deploys rendered files atomically as a set: everything is written to a staging
-/// directory and validated first; then each file is renamed into place, with the version
+/// directory first; then each file is renamed into place, with the version
 /// it replaces kept under `.regen/previous`. If any step fails, files already moved are
 /// put back, so the output is either all old or all new.
 struct ArtifactDeployer: Sendable {
@@ -20,29 +20,20 @@ struct ArtifactDeployer: Sendable {
         return target
     }
 
-    /// Stages, validates and moves `files` (relative path → content) into place.
-    /// - Throws: `TemplateError` when validation or a move fails; nothing is left half-deployed.
+    /// Stages and moves `files` (relative path → content, already validated) into place.
+    /// - Throws: `TemplateError` or a file system error when a write or a move fails;
+    ///   nothing is left half-deployed.
     func deploy(_ files: [String: String], executionID: String) throws {
         let staging = control.appendingPathComponent("staging/\(executionID)")
         defer { try? FileManager.default.removeItem(at: staging) }
         var staged: [(from: URL, to: URL, relative: String)] = []
         for (relative, content) in files.sorted(by: { $0.key < $1.key }) {
-            try validate(content, relative: relative)
             let from = staging.appendingPathComponent(relative)
             try FileManager.default.createDirectory(at: from.deletingLastPathComponent(), withIntermediateDirectories: true)
             try Data(content.utf8).write(to: from)
             staged.append((from, try destination(relative), relative))
         }
         try moveIntoPlace(staged)
-    }
-
-    private func validate(_ content: String, relative: String) throws {
-        if content.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-            throw TemplateError.render(artifact: relative, reason: "rendered empty")
-        }
-        if relative.hasSuffix(".json"), (try? JSONSerialization.jsonObject(with: Data(content.utf8), options: [.fragmentsAllowed])) == nil {
-            throw TemplateError.render(artifact: relative, reason: "not valid JSON")
-        }
     }
 
     private func moveIntoPlace(_ staged: [(from: URL, to: URL, relative: String)]) throws {

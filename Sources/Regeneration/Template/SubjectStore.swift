@@ -60,14 +60,20 @@ struct SubjectStore: Sendable, Codable {
         try JSONEncoder().encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
-    /// The render context of one subject.
+    /// The render context of one subject. `file_name` is its file name in per-subject
+    /// outputs, `url_name` that name as a URL path segment, `properties_json` the
+    /// properties as one JSON object (for `{{{properties_json}}}` in JSON templates).
     func context(of name: String) -> [String: Any] {
-        guard let subject = subjects[name] else { return ["subject": name, "exists": false] }
-        return [
-            "subject": name, "exists": true, "properties": subject.properties.mapValues(\.mustacheValue),
+        let names: [String: Any] = [
+            "subject": name, "file_name": SubjectFileName.make(for: name), "url_name": SubjectFileName.urlSegment(for: name),
+        ]
+        guard let subject = subjects[name] else { return names.merging(["exists": false, "properties_json": "{}"]) { $1 } }
+        return names.merging([
+            "exists": true, "properties": subject.properties.mapValues(\.mustacheValue),
+            "properties_json": JSONValue.object(subject.properties).jsonText,
             "edges": subject.edges.map { ["predicate": $0.predicate, "object": $0.object] },
             "last_change": subject.lastChange.rawValue, "updated_at": RFC3339.format(subject.updatedAt), "source": subject.source,
-        ]
+        ]) { $1 }
     }
 }
 
@@ -81,6 +87,20 @@ extension JSONValue {
         case .string(let value): value
         case .array(let values): values.map(\.mustacheValue)
         case .object(let members): members.mapValues(\.mustacheValue)
+        }
+    }
+
+    /// The value as JSON text, object keys sorted.
+    var jsonText: String {
+        switch self {
+        case .null: "null"
+        case .bool(let value): value ? "true" : "false"
+        case .number(let value): value.rounded() == value && abs(value) < 1e15 ? String(Int(value)) : "\(value)"
+        case .string(let value): "\"" + JSONStringContent().escapeText(value) + "\""
+        case .array(let values): "[" + values.map(\.jsonText).joined(separator: ",") + "]"
+        case .object(let members):
+            "{" + members.sorted { $0.key < $1.key }.map { "\"" + JSONStringContent().escapeText($0.key) + "\":" + $0.value.jsonText }
+                .joined(separator: ",") + "}"
         }
     }
 }

@@ -19,11 +19,17 @@ public struct TemplateManifest: Sendable, Codable, Hashable {
         public var changeTypes: [ChangeType]?
         /// Artifacts it is built from: when one of them is affected, so is this one.
         public var dependsOn: [String]
+        /// How values are escaped and the file validated; by default what the output's
+        /// extension implies (see ``OutputFormat/implied(byPath:)``).
+        public var format: OutputFormat?
+
+        /// The format it is rendered in: `format`, else what the output's extension implies.
+        public var resolvedFormat: OutputFormat? { format ?? OutputFormat.implied(byPath: output) }
 
         /// Whether there is one file per subject.
         public var isPerSubject: Bool { output.contains("{{subject}}") }
 
-        enum CodingKeys: String, CodingKey { case name, template, output, subjects, changeTypes, dependsOn }
+        enum CodingKeys: String, CodingKey { case name, template, output, subjects, changeTypes, dependsOn, format }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -33,12 +39,20 @@ public struct TemplateManifest: Sendable, Codable, Hashable {
             subjects = try c.decodeIfPresent([String].self, forKey: .subjects) ?? ["*"]
             changeTypes = try c.decodeIfPresent([ChangeType].self, forKey: .changeTypes)
             dependsOn = try c.decodeIfPresent([String].self, forKey: .dependsOn) ?? []
+            if let name = try c.decodeIfPresent(String.self, forKey: .format) {
+                guard let format = OutputFormat(rawValue: name) else {
+                    throw DecodingError.dataCorruptedError(
+                        forKey: .format, in: c,
+                        debugDescription: "format '\(name)' is not one of \(OutputFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                self.format = format
+            }
         }
 
         /// Creates an artifact description.
         public init(
             name: String, template: String, output: String, subjects: [String] = ["*"], changeTypes: [ChangeType]? = nil,
-            dependsOn: [String] = []
+            dependsOn: [String] = [], format: OutputFormat? = nil
         ) {
             self.name = name
             self.template = template
@@ -46,6 +60,7 @@ public struct TemplateManifest: Sendable, Codable, Hashable {
             self.subjects = subjects
             self.changeTypes = changeTypes
             self.dependsOn = dependsOn
+            self.format = format
         }
 
         /// Whether it uses `subject`.
@@ -74,7 +89,8 @@ public struct TemplateManifest: Sendable, Codable, Hashable {
         return manifest
     }
 
-    /// Rejects duplicate names, unknown or cyclic dependencies, and outputs that leave the output directory.
+    /// Rejects duplicate names, unknown or cyclic dependencies, outputs that leave the output
+    /// directory, and outputs whose format is neither given nor implied by their extension.
     /// - Throws: `TemplateError.manifest`.
     public func check() throws {
         let names = artifacts.map(\.name)
@@ -91,19 +107,25 @@ public struct TemplateManifest: Sendable, Codable, Hashable {
             }
         }
         _ = try DependencyGraph(self).topologicalOrder()
+        if let artifact = artifacts.first(where: { $0.resolvedFormat == nil }) {
+            throw TemplateError.manifest(
+                "artifact '\(artifact.name)': output '\(artifact.output)' has no extension that names its format; "
+                    + "set format: to one of \(OutputFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
     }
 }
 
 /// What went wrong in the template processor.
 public enum TemplateError: Error, Sendable, Hashable, CustomStringConvertible {
     case manifest(String)
+    /// `artifact` names the artifact, quoted, with its template and output when known.
     case render(artifact: String, reason: String)
     case deploy(String)
 
     public var description: String {
         switch self {
         case .manifest(let reason): "template manifest: \(reason)"
-        case .render(let artifact, let reason): "render of '\(artifact)' failed: \(reason)"
+        case .render(let artifact, let reason): "render of \(artifact) failed: \(reason)"
         case .deploy(let reason): "deployment failed: \(reason)"
         }
     }

@@ -7,11 +7,18 @@ import Orchestration
 ///
 /// Events only feed the subject store; at the end of each cycle the affected artifacts
 /// (through the manifest's dependency graph, transitively) are rendered once each with
-/// the latest state, validated, and deployed as one set. A failure deploys nothing and
-/// leaves the cycle's events not done, so they are read again.
+/// the latest state, validated for their format, and deployed as one set.
+///
+/// When a file cannot be rendered valid, the processor looks for the cycle's subjects
+/// that make it fail (the file renders without their changes; bisecting when there are
+/// several) and rejects those subjects' events, with the artifact, the template and the
+/// reason, so they are dead-lettered while the rest of the cycle is deployed. A failure
+/// that no event of the cycle explains (a deployment error, a file that fails even
+/// without the cycle's changes) deploys nothing and throws: the cycle's events are then
+/// read again.
 public actor TemplateProcessor: EventProcessor {
     private let graph: DependencyGraph
-    private let library: MustacheLibrary
+    private let libraries: [OutputFormat: MustacheLibrary]
     private let deployer: ArtifactDeployer
     private let statePath: String
     private let clock: @Sendable () -> Date
@@ -22,10 +29,22 @@ public actor TemplateProcessor: EventProcessor {
     public init(templatesDirectory: String, outputDirectory: String, clock: @escaping @Sendable () -> Date = { Date() }) async throws {
         let manifest = try TemplateManifest.load(from: templatesDirectory)
         graph = DependencyGraph(manifest)
-        library = try await MustacheLibrary(directory: templatesDirectory)
-        for artifact in manifest.artifacts where library.getTemplate(named: artifact.template) == nil {
+        let texts = try Self.templateTexts(in: templatesDirectory)
+        for artifact in manifest.artifacts where texts[artifact.template] == nil {
             throw TemplateError.manifest("artifact '\(artifact.name)': no template \(artifact.template).mustache in \(templatesDirectory)")
         }
+        // One library per format in use, so partials escape like the artifact that includes them.
+        var libraries: [OutputFormat: MustacheLibrary] = [:]
+        for format in Set(manifest.artifacts.compactMap(\.resolvedFormat)) {
+            var templates: [String: MustacheTemplate] = [:]
+            for (name, text) in texts {
+                do { templates[name] = try format.template(text) } catch {
+                    throw TemplateError.manifest("template \(name).mustache does not parse: \(error)")
+                }
+            }
+            libraries[format] = MustacheLibrary(templates: templates)
+        }
+        self.libraries = libraries
         let output = URL(fileURLWithPath: outputDirectory)
         try FileManager.default.createDirectory(at: output.appendingPathComponent(".regen"), withIntermediateDirectories: true)
         deployer = ArtifactDeployer(outputRoot: output)
@@ -34,57 +53,182 @@ public actor TemplateProcessor: EventProcessor {
         self.clock = clock
     }
 
+    /// Every `*.mustache` below `directory`, by its relative path without the extension.
+    private static func templateTexts(in directory: String) throws -> [String: String] {
+        var texts: [String: String] = [:]
+        let paths = FileManager.default.enumerator(atPath: directory)?.allObjects as? [String] ?? []
+        for path in paths where path.hasSuffix(".mustache") {
+            texts[String(path.dropLast(".mustache".count))] = try String(contentsOfFile: "\(directory)/\(path)", encoding: .utf8)
+        }
+        return texts
+    }
+
     /// Events are applied at the end of the cycle, in offset order; nothing to do here.
     public nonisolated func process(_ event: ChangeEvent, context: EventContext) async throws -> ProcessingReport { .none }
 
-    /// Applies the cycle's events, renders every affected artifact once, deploys them together.
-    /// - Throws: `TemplateError` when a render, a validation or the deployment fails.
-    public func completeCycle(_ events: [CompletedEvent], executionID: String) async throws -> ProcessingReport {
-        var next = store
-        for completed in events { next.apply(completed.event) }
-        let affected = graph.affected(by: events.map(\.event), knownSubjects: next.subjects.keys.sorted())
-        var files: [String: String] = [:]
-        for instance in affected.sorted() {
-            files[try path(of: instance)] = try render(instance, with: next, executionID: executionID)
+    /// Applies the cycle's events, renders every affected artifact once, deploys them
+    /// together. Events whose subjects make a file fail are rejected instead (their
+    /// changes are left out of the state and of every file).
+    /// - Throws: `TemplateError` when a file fails whatever the cycle's subjects, or the
+    ///   deployment or the state cannot be written; nothing is deployed then.
+    public func completeCycle(_ events: [CompletedEvent], executionID: String) async throws -> CycleCompletion {
+        let generatedAt = RFC3339.format(clock())
+        var blamed: [String: String] = [:]  // subject → why its events are rejected
+        while true {
+            let pass = RenderPass(store: applying(events, leavingOut: Set(blamed.keys)), executionID: executionID, generatedAt: generatedAt)
+            let kept = events.filter { !Self.isBlamed($0.event, in: blamed) }.map(\.event)
+            let affected = graph.affected(by: kept, knownSubjects: pass.store.subjects.keys.sorted())
+            var files: [String: String] = [:]
+            var failed: [(ArtifactInstance, TemplateError)] = []
+            for instance in affected.sorted() {
+                do {
+                    let (path, content) = try render(instance, in: pass)
+                    files[path] = content
+                } catch let error as TemplateError {
+                    failed.append((instance, error))
+                }
+            }
+            if failed.isEmpty {
+                if !files.isEmpty { try deployer.deploy(files, executionID: executionID) }
+                try pass.store.save(to: statePath)
+                store = pass.store
+                var rejected: [SourcePosition: String] = [:]
+                for completed in events { if let reason = Self.blame(of: completed.event, in: blamed) { rejected[completed.position] = reason } }
+                return CycleCompletion(
+                    report: ProcessingReport(regenerations: files.count, deployments: files.isEmpty ? 0 : 1), rejected: rejected)
+            }
+            // Each round blames at least one more subject or throws, so this ends.
+            for (instance, error) in failed {
+                for subject in try culprits(of: instance, failing: error, events: events, blamed: Set(blamed.keys), executionID: executionID) {
+                    blamed[subject] = "artifact \(instance.describe(in: graph)) fails with this subject's changes: \(error.reason)"
+                }
+            }
         }
-        if !files.isEmpty { try deployer.deploy(files, executionID: executionID) }
-        try next.save(to: statePath)
-        store = next
-        return ProcessingReport(regenerations: files.count, deployments: files.isEmpty ? 0 : 1)
+    }
+
+    /// The subjects of this cycle whose changes make `instance` fail: none when it no
+    /// longer fails without the subjects already blamed.
+    /// - Throws: `error`, said to be unexplained, when it fails even without every subject
+    ///   of the cycle it uses.
+    private func culprits(
+        of instance: ArtifactInstance, failing error: TemplateError, events: [CompletedEvent], blamed: Set<String>, executionID: String
+    ) throws -> [String] {
+        guard let artifact = graph.artifact(instance.artifact) else { throw error }
+        let generatedAt = RFC3339.format(clock())
+        func fails(leavingOut subjects: Set<String>) -> Bool {
+            let pass = RenderPass(store: applying(events, leavingOut: subjects), executionID: executionID, generatedAt: generatedAt)
+            return (try? render(instance, in: pass)) == nil
+        }
+        guard fails(leavingOut: blamed) else { return [] }
+        let suspects = Array(Set(events.map(\.event).filter { Self.isSubjectChange($0) && artifact.uses($0.subject) }.map(\.subject)))
+            .filter { !blamed.contains($0) }.sorted()
+        guard !suspects.isEmpty, !fails(leavingOut: blamed.union(suspects)) else {
+            throw TemplateError.render(
+                artifact: instance.describe(in: graph), reason: "\(error.reason) (it fails without every subject this cycle changed)")
+        }
+        // With all suspects left out it renders, with all of them it fails. Bisect: each half
+        // is tried on top of what is known to be innocent; a half that fails holds a culprit.
+        let all = Set(suspects)
+        func failsIncluding(_ included: Set<String>) -> Bool { fails(leavingOut: blamed.union(all.subtracting(included))) }
+        func isolate(_ tried: ArraySlice<String>, innocent: Set<String>) -> [String] {
+            if tried.count == 1 { return Array(tried) }
+            let half = tried.startIndex + tried.count / 2
+            let (first, second) = (tried[..<half], tried[half...])
+            let inFirst = failsIncluding(innocent.union(first)) ? isolate(first, innocent: innocent) : []
+            let widened = innocent.union(first).subtracting(inFirst)
+            let inSecond = failsIncluding(widened.union(second)) ? isolate(second, innocent: widened) : []
+            return inFirst + inSecond
+        }
+        return isolate(suspects[...], innocent: [])
+    }
+
+    /// The store with `events` applied in order, except those of `subjects`.
+    private func applying(_ events: [CompletedEvent], leavingOut subjects: Set<String>) -> SubjectStore {
+        var next = store
+        for completed in events where !(Self.isSubjectChange(completed.event) && subjects.contains(completed.event.subject)) {
+            next.apply(completed.event)
+        }
+        return next
+    }
+
+    /// Whether the event changes its subject's state (schema and template changes name no subject).
+    private static func isSubjectChange(_ event: ChangeEvent) -> Bool {
+        event.changeType != .schemaChanged && event.changeType != .templateChanged
+    }
+
+    private static func isBlamed(_ event: ChangeEvent, in blamed: [String: String]) -> Bool { blame(of: event, in: blamed) != nil }
+
+    private static func blame(of event: ChangeEvent, in blamed: [String: String]) -> String? {
+        isSubjectChange(event) ? blamed[event.subject] : nil
     }
 
     private func path(of instance: ArtifactInstance) throws -> String {
         guard let artifact = graph.artifact(instance.artifact) else { throw TemplateError.manifest("unknown artifact \(instance.artifact)") }
         guard let subject = instance.subject else { return artifact.output }
-        return artifact.output.replacingOccurrences(of: "{{subject}}", with: Self.fileName(for: subject))
+        return artifact.output.replacingOccurrences(of: "{{subject}}", with: SubjectFileName.make(for: subject))
     }
 
-    /// A subject as one safe path component: anything but letters, digits, `-`, `_` and
-    /// inner dots is percent-encoded, so `../../etc/x` stays a file name in its folder.
-    static func fileName(for subject: String) -> String {
-        var name = ""
-        for (index, byte) in subject.utf8.enumerated() {
-            let isSafe = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-                || byte == 0x2D || byte == 0x5F || (byte == 0x2E && index > 0)
-            name += isSafe ? String(UnicodeScalar(byte)) : String(format: "%%%02X", byte)
-        }
-        return name.isEmpty ? "%00" : name
-    }
-
-    private func render(_ instance: ArtifactInstance, with store: SubjectStore, executionID: String) throws -> String {
-        guard let artifact = graph.artifact(instance.artifact) else { throw TemplateError.manifest("unknown artifact \(instance.artifact)") }
-        let nodes = store.subjects.keys.filter(artifact.uses).sorted().map(store.context(of:))
+    /// The file's path and its content, rendered and validated for the artifact's format.
+    private func render(_ instance: ArtifactInstance, in pass: RenderPass) throws -> (String, String) {
+        guard let artifact = graph.artifact(instance.artifact), let format = artifact.resolvedFormat,
+            let library = libraries[format]
+        else { throw TemplateError.manifest("unknown artifact \(instance.artifact)") }
         var context: [String: Any] = [
-            "artifact": artifact.name, "execution_id": executionID, "generated_at": RFC3339.format(clock()),
-            "nodes": nodes, "count": nodes.count,
+            "artifact": artifact.name, "execution_id": pass.executionID, "generated_at": pass.generatedAt,
         ]
+        let nodes = pass.nodes(of: artifact)
+        context["nodes"] = nodes
+        context["count"] = nodes.count
         if let subject = instance.subject {
             context["subject"] = subject
-            context["node"] = store.context(of: subject)
+            context["node"] = pass.store.context(of: subject)
         }
         guard let text = library.render(context, withTemplate: artifact.template) else {
-            throw TemplateError.render(artifact: artifact.name, reason: "template '\(artifact.template)' not found")
+            throw TemplateError.render(artifact: instance.describe(in: graph), reason: "template '\(artifact.template)' not found")
         }
-        return text
+        if let problem = format.problem(with: text) {
+            throw TemplateError.render(artifact: instance.describe(in: graph), reason: problem)
+        }
+        return (try path(of: instance), text)
+    }
+}
+
+/// One attempt at rendering a cycle: the state it renders and, per artifact, the contexts
+/// of the subjects it uses, built once however many files of that artifact are rendered.
+private final class RenderPass {
+    let store: SubjectStore
+    let executionID: String
+    let generatedAt: String
+    private var nodesByArtifact: [String: [[String: Any]]] = [:]
+
+    init(store: SubjectStore, executionID: String, generatedAt: String) {
+        self.store = store
+        self.executionID = executionID
+        self.generatedAt = generatedAt
+    }
+
+    func nodes(of artifact: TemplateManifest.Artifact) -> [[String: Any]] {
+        if let nodes = nodesByArtifact[artifact.name] { return nodes }
+        let nodes = store.subjects.keys.filter(artifact.uses).sorted().map(store.context(of:))
+        nodesByArtifact[artifact.name] = nodes
+        return nodes
+    }
+}
+
+extension ArtifactInstance {
+    /// `'name' (template 'node', output 'nodes/x.html')`, for reasons and logs.
+    func describe(in graph: DependencyGraph) -> String {
+        guard let artifact = graph.artifact(self.artifact) else { return "'\(self.artifact)'" }
+        let output = subject.map { artifact.output.replacingOccurrences(of: "{{subject}}", with: SubjectFileName.make(for: $0)) } ?? artifact.output
+        return "'\(artifact.name)' (template '\(artifact.template)', output '\(output)')"
+    }
+}
+
+extension TemplateError {
+    /// The reason without the artifact's name.
+    var reason: String {
+        switch self {
+        case .manifest(let reason), .render(_, let reason), .deploy(let reason): reason
+        }
     }
 }
