@@ -21,10 +21,11 @@ test: deps
 	$(SWIFT) test --skip-build
 
 # The figures of RELIABILITY.md: every fault scenario at full scale (200,000 events and 20
-# restarts, a 10 s broker outage, a one-minute rebalance storm, 20 rounds of poison), then
+# restarts, a 10 s broker outage, a one-minute rebalance storm, 20 rounds of poison, 20,000 events
+# through the example templates with unrenderable subjects among them), then
 # the scale-out benchmark on its own (nothing else may share the CPU while it measures).
 # make test runs the scenarios small and skips the benchmark. About 15 minutes.
-CHAOS_SUITES := ChaosTests|SlowDownstreamTests|BrokerOutageTests|CommitOutageTests|RebalanceStormTests|PoisonInputTests
+CHAOS_SUITES := ChaosTests|SlowDownstreamTests|BrokerOutageTests|CommitOutageTests|RebalanceStormTests|PoisonInputTests|TemplatePoisonTests
 chaos: deps
 	$(SWIFT) build --build-tests
 	REGEN_CHAOS=full $(SWIFT) test --skip-build --filter "$(CHAOS_SUITES)"

@@ -33,9 +33,11 @@ final class ServiceFixture: Sendable {
     var ledgerPath: String { directory.appendingPathComponent("ledger.txt").path }
 
     /// Writes a configuration with the test settings DESIGN.md asks for; `orchestrator` adds
-    /// lines to that section, `simulate` entries to the simulate processor's map.
+    /// lines to that section, `simulate` entries to the simulate processor's map; `processor`
+    /// replaces the processor section's body (the simulate processor with a ledger by default).
     func writeConfig(
-        orchestrator: [String] = [], simulate: String = "", name: String = "regen.yaml", group: String? = nil, ledger: String? = nil
+        orchestrator: [String] = [], simulate: String = "", name: String = "regen.yaml", group: String? = nil, ledger: String? = nil,
+        processor: String? = nil
     ) throws -> String {
         // Defaults the test did not override (a repeated YAML key is an error).
         let defaults = ["healthCheckIntervalSecs: 0", "eventTimeoutMs: 5000"].filter { line in
@@ -49,8 +51,7 @@ final class ServiceFixture: Sendable {
               sessionTimeoutMs: 6000
               fetchWaitMaxMs: 20
             processor:
-              type: simulate
-              simulate: { ledger: \(ledger ?? ledgerPath)\(simulate.isEmpty ? "" : ", " + simulate) }
+              \(processor ?? "type: simulate\n  simulate: { ledger: \(ledger ?? ledgerPath)\(simulate.isEmpty ? "" : ", " + simulate) }")
             service:
               revocationTimeoutMs: 5000
               shutdownTimeoutMs: 20000
