@@ -116,7 +116,7 @@ struct DemoCommand: AsyncParsableCommand {
         let progress = service.progress
         let stats = progress.stats
         let artifacts = FileManager.default.enumerator(atPath: output)?.allObjects.compactMap { $0 as? String }
-            .filter { !$0.hasPrefix(".regen") && ($0.hasSuffix(".html") || $0.hasSuffix(".json")) }.count ?? 0
+            .filter { !$0.hasPrefix(".regen") && ($0.hasSuffix(".html") || $0.hasSuffix(".json") || $0.hasSuffix(".xml")) }.count ?? 0
         print("""
 
             summary (\(String(format: "%.1f", elapsed.seconds)) s)
