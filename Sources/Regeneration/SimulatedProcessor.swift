@@ -2,8 +2,8 @@ import Foundation
 import Orchestration
 import Synchronization
 
-/// Simulated work for demos, benchmarks and delivery tests: nothing, a sleep, or CPU
-/// work, failing (retriably) at a configured rate or while a file exists, hanging on the
+/// Simulated work for demos, benchmarks and delivery tests: nothing, a sleep (fixed, or with
+/// a jitter drawn per event), or CPU work, failing (retriably) at a configured rate or while a file exists, hanging on the
 /// first attempt at every Nth offset, and optionally appending each processed event id
 /// to a ledger file before the event counts as done.
 public struct SimulatedProcessor: EventProcessor {
@@ -13,6 +13,10 @@ public struct SimulatedProcessor: EventProcessor {
         case none
         /// Sleep (cancellably) this long per event.
         case sleep(Duration)
+        /// Sleep `base` plus a uniform draw in `0 ... maxJitter` per event, drawn from the
+        /// event id and `seed` (see ``SimulatedProcessor/jitter(for:seed:max:)``), so a
+        /// benchmark knows every event's duration in advance.
+        case jitteredSleep(base: Duration, maxJitter: Duration, seed: UInt64)
         /// Spin through this many hashing rounds per event.
         case cpu(iterations: Int)
     }
@@ -28,14 +32,14 @@ public struct SimulatedProcessor: EventProcessor {
     /// - Throws: when the ledger file cannot be opened for appending.
     public init(
         work: Work = .none, failureRate: Double = 0, failWhileFileExists: String? = nil,
-        hang: (every: Int, duration: Duration)? = nil, ledgerPath: String? = nil,
+        hang: (every: Int, duration: Duration)? = nil, ledgerPath: String? = nil, ledgerTimestamps: Bool = false,
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) throws {
         self.work = work
         self.failureRate = failureRate
         self.failWhileFileExists = failWhileFileExists
         self.hang = hang
-        self.ledger = try ledgerPath.map(EventLedger.init(path:))
+        self.ledger = try ledgerPath.map { try EventLedger(path: $0, timestamps: ledgerTimestamps) }
         self.random = random
     }
 
@@ -47,6 +51,8 @@ public struct SimulatedProcessor: EventProcessor {
         switch work {
         case .none: break
         case .sleep(let duration): try await Task.sleep(for: duration)
+        case .jitteredSleep(let base, let maxJitter, let seed):
+            try await Task.sleep(for: base + Self.jitter(for: event.id, seed: seed, max: maxJitter))
         case .cpu(let iterations): Self.spin(iterations, seed: event.id)
         }
         if let path = failWhileFileExists, FileManager.default.fileExists(atPath: path) {
@@ -59,6 +65,22 @@ public struct SimulatedProcessor: EventProcessor {
         return ProcessingReport(regenerations: 1)
     }
 
+    /// The jitter of event `id`: uniform in `0 ... max` (in microseconds), the same for the
+    /// same id and seed in every process.
+    public static func jitter(for id: String, seed: UInt64, max: Duration) -> Duration {
+        let maxMicroseconds = UInt64(Swift.max(0, max.components.seconds * 1_000_000 + max.components.attoseconds / 1_000_000_000_000))
+        guard maxMicroseconds > 0 else { return .zero }
+        // FNV-1a over the seed and the id, then SplitMix64's finalizer to spread the bits.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in withUnsafeBytes(of: seed.littleEndian, Array.init) + Array(id.utf8) {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        hash = (hash ^ (hash >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        hash = (hash ^ (hash >> 27)) &* 0x94d0_49bb_1331_11eb
+        hash ^= hash >> 31
+        return .microseconds(hash % (maxMicroseconds + 1))
+    }
+
     private static func spin(_ iterations: Int, seed: String) {
         var hasher = Hasher()
         for round in 0..<iterations { hasher.combine(round &+ seed.utf8.count) }
@@ -66,10 +88,13 @@ public struct SimulatedProcessor: EventProcessor {
     }
 }
 
-/// An append-only file of processed event ids, one per line. Each append is one
-/// `write(2)` to an `O_APPEND` descriptor, so it survives the process being killed.
+/// An append-only file of processed event ids, one per line (with `timestamps`, each id is
+/// followed by a tab and the wall-clock time it was written, in microseconds since 1970).
+/// Each append is one `write(2)` to an `O_APPEND` descriptor, so it survives the process
+/// being killed.
 public final class EventLedger: Sendable {
     private let descriptor: Int32
+    private let timestamps: Bool
     private let lock = Mutex(())
 
     /// The ledger file cannot be opened.
@@ -80,7 +105,8 @@ public final class EventLedger: Sendable {
 
     /// Opens (creating) the ledger for appending.
     /// - Throws: `OpenError` naming the path and the reason when it cannot be opened.
-    public init(path: String) throws {
+    public init(path: String, timestamps: Bool = false) throws {
+        self.timestamps = timestamps
         descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw OpenError(description: "cannot open the ledger file '\(path)': \(String(cString: strerror(errno)))")
@@ -92,7 +118,9 @@ public final class EventLedger: Sendable {
     /// Appends one id.
     /// - Throws: `ProcessingError.retriable` when the write fails.
     public func append(_ id: String) throws {
-        let line = Array((id + "\n").utf8)
+        var time = timespec()
+        if timestamps { clock_gettime(CLOCK_REALTIME, &time) }
+        let line = Array((timestamps ? "\(id)\t\(Int64(time.tv_sec) * 1_000_000 + Int64(time.tv_nsec) / 1000)\n" : id + "\n").utf8)
         let written = lock.withLock { _ in line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) } }
         guard written == line.count else { throw ProcessingError.retriable("ledger write failed (errno \(errno))") }
     }

@@ -185,6 +185,11 @@ public struct SimulateSettings: Sendable, Codable, Hashable {
     public var work = "none"
     /// Sleep per event, for `work: sleep`, in milliseconds.
     public var sleepMs = 1
+    /// For `work: sleep`, add to each event's sleep a uniform draw in `[0, sleepJitterMs]`
+    /// milliseconds, drawn from the event id and `seed` (the same in every run).
+    public var sleepJitterMs = 0
+    /// Seed of the jitter draws.
+    public var seed = 0
     /// Hashing rounds per event, for `work: cpu`.
     public var cpuIterations = 1000
     /// Fraction of attempts that fail (retriably), in [0, 1].
@@ -193,6 +198,8 @@ public struct SimulateSettings: Sendable, Codable, Hashable {
     public var failWhileFileExists: String?
     /// Append each processed event id to this file before the event counts as done.
     public var ledger: String?
+    /// Write each ledger line as the id, a tab, and the wall-clock time in microseconds since 1970.
+    public var ledgerTimestamps = false
     /// Every Nth offset hangs for `hangMs` on its first attempt (a slow downstream); 0 = never.
     public var hangEvery = 0
     /// How long such an attempt hangs, in milliseconds (cancelled by `orchestrator.eventTimeoutMs`).
@@ -206,10 +213,13 @@ public struct SimulateSettings: Sendable, Codable, Hashable {
         let d = SimulateSettings()
         work = try c.value(.work, or: d.work)
         sleepMs = try c.value(.sleepMs, or: d.sleepMs)
+        sleepJitterMs = try c.value(.sleepJitterMs, or: d.sleepJitterMs)
+        seed = try c.value(.seed, or: d.seed)
         cpuIterations = try c.value(.cpuIterations, or: d.cpuIterations)
         failureRate = try c.value(.failureRate, or: d.failureRate)
         failWhileFileExists = try c.decodeIfPresent(String.self, forKey: .failWhileFileExists)
         ledger = try c.decodeIfPresent(String.self, forKey: .ledger)
+        ledgerTimestamps = try c.value(.ledgerTimestamps, or: d.ledgerTimestamps)
         hangEvery = try c.value(.hangEvery, or: d.hangEvery)
         hangMs = try c.value(.hangMs, or: d.hangMs)
     }
@@ -218,6 +228,7 @@ public struct SimulateSettings: Sendable, Codable, Hashable {
         var p = ConfigurationChecker()
         p.require(["none", "sleep", "cpu"].contains(work), "processor.simulate.work", work, "one of: none, sleep, cpu")
         p.require(sleepMs >= 0, "processor.simulate.sleepMs", sleepMs, "an integer >= 0")
+        p.require(sleepJitterMs >= 0, "processor.simulate.sleepJitterMs", sleepJitterMs, "an integer >= 0")
         p.require(cpuIterations >= 0, "processor.simulate.cpuIterations", cpuIterations, "an integer >= 0")
         p.require((0...1).contains(failureRate), "processor.simulate.failureRate", failureRate, "a number in [0, 1]")
         p.require(hangEvery >= 0, "processor.simulate.hangEvery", hangEvery, "an integer >= 0 (0 = never)")

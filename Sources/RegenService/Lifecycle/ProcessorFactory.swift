@@ -21,6 +21,10 @@ enum ProcessorFactory {
     private static func makeSimulated(_ simulate: SimulateSettings) throws -> any EventProcessor {
         let work: SimulatedProcessor.Work =
             switch simulate.work {
+            case "sleep" where simulate.sleepJitterMs > 0:
+                .jitteredSleep(
+                    base: .milliseconds(simulate.sleepMs), maxJitter: .milliseconds(simulate.sleepJitterMs),
+                    seed: UInt64(truncatingIfNeeded: simulate.seed))
             case "sleep": .sleep(.milliseconds(simulate.sleepMs))
             case "cpu": .cpu(iterations: simulate.cpuIterations)
             default: .none
@@ -28,6 +32,6 @@ enum ProcessorFactory {
         return try SimulatedProcessor(
             work: work, failureRate: simulate.failureRate, failWhileFileExists: simulate.failWhileFileExists,
             hang: simulate.hangEvery > 0 ? (simulate.hangEvery, .milliseconds(simulate.hangMs)) : nil,
-            ledgerPath: simulate.ledger)
+            ledgerPath: simulate.ledger, ledgerTimestamps: simulate.ledgerTimestamps)
     }
 }
