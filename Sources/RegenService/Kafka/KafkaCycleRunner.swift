@@ -47,11 +47,13 @@ actor KafkaCycleRunner {
     /// - Throws: `KafkaError` when the consumer fails fatally or a rewind fails.
     func run() async throws {
         while !stopping.isSet {
+            let start = ContinuousClock.now
             try await settlePendingCommits()
+            let settled = ContinuousClock.now
             let batch = try await nextBatch()
             // A batch read after the stop request is not processed: uncommitted, it is read again.
             guard !batch.isEmpty, !stopping.isSet else { continue }
-            try await runCycle(batch)
+            try await runCycle(batch, waited: (pending: settled - start, batch: ContinuousClock.now - settled))
         }
         await ledger.flushPending()
         logger.info("cycle loop stopped")
@@ -91,7 +93,10 @@ actor KafkaCycleRunner {
         return batch
     }
 
-    private func runCycle(_ batch: [KafkaMessage]) async throws {
+    /// `waited`: how long the loop spent on pending commits and on filling the batch (logged
+    /// at debug level with the cycle's own phases, for profiling).
+    private func runCycle(_ batch: [KafkaMessage], waited: (pending: Duration, batch: Duration)) async throws {
+        let start = ContinuousClock.now
         let cycle = Cycle(records: batch.map(CycleRecord.init))
         let finished = StopFlag()
         let task = Task { [orchestrator, consumer] in
@@ -110,11 +115,21 @@ actor KafkaCycleRunner {
             throw error
         }
         let result = try await task.value
+        let executed = ContinuousClock.now
         let rewound = try await ledger.settle(result)
+        let settled = ContinuousClock.now
         let owned = consumer.assignment
         carry.removeAll { rewound.contains($0.topicPartition) || !owned.contains($0.topicPartition) }
         try await resumeFetching()
         if result.execution.done == 0 && result.execution.notDone > 0 { try await holdOff() }
+        logger.debug(
+            "cycle timing",
+            metadata: [
+                "records": "\(batch.count)", "pendingMs": "\(waited.pending.milliseconds)", "batchMs": "\(waited.batch.milliseconds)",
+                "executeMs": "\((executed - start).milliseconds)", "orchestratorMs": "\(result.execution.durationMs)",
+                "commitMs": "\((settled - executed).milliseconds)", "resumeMs": "\((ContinuousClock.now - settled).milliseconds)",
+                "carried": "\(carry.count)", "paused": "\(paused.count)",
+            ])
     }
 
     /// Polls while the cycle runs (rebalances are served here too); buffers what arrives.
