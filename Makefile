@@ -1,15 +1,16 @@
 # regen — the two commands a fresh machine needs: `make demo` and `make test`.
-# Both install the system packages they need (librdkafka-dev, pkg-config) when missing.
+# Both install the system packages they need (librdkafka-dev, pkg-config, kcat) when missing.
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release test chaos fuzz demo broker clean
+.PHONY: deps build release test chaos fuzz bench soak demo broker clean
 
+# kcat is the benchmark's baseline (make test runs the benchmark harness at a tiny size).
 deps:
-	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists rdkafka; then \
-		echo "installing librdkafka-dev and pkg-config"; \
-		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librdkafka-dev pkg-config; \
+	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists rdkafka || ! command -v kcat >/dev/null 2>&1; then \
+		echo "installing librdkafka-dev, pkg-config and kcat"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librdkafka-dev pkg-config kcat; \
 	fi
 
 build: deps
@@ -41,6 +42,22 @@ fuzz: deps
 	Fuzz/.build/release/DecoderFuzzer -max_total_time=$(FUZZ_SECONDS) -dict=Fuzz/json.dict \
 		-artifact_prefix=Fuzz/findings/ .build/fuzz-scratch Fuzz/corpus/decoder
 	Fuzz/.build/release/DecoderFuzzer -merge=1 Fuzz/corpus/decoder .build/fuzz-scratch
+
+# Every benchmark scenario against its baseline, measured in the same run (BENCHMARKS.md):
+# prints a table, writes bench-results.json and the chart docs/bench-scaling.svg. About 10
+# minutes; release builds; nothing else should share the CPU meanwhile.
+bench: deps
+	$(SWIFT) build -c release --product regen
+	$(SWIFT) build -c release --product regen-bench
+	.build/release/regen-bench run --output bench-results.json --chart docs/bench-scaling.svg
+
+# regen run fed SOAK_RATE events/s for SOAK_MINUTES; resident memory every minute (soak-results.json).
+SOAK_MINUTES ?= 10
+SOAK_RATE ?= 20000
+soak: deps
+	$(SWIFT) build -c release --product regen
+	$(SWIFT) build -c release --product regen-bench
+	.build/release/regen-bench soak --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE) --output soak-results.json
 
 # The same build command as docker/Dockerfile.
 release: deps

@@ -1,0 +1,142 @@
+import Foundation
+import Logging
+import Orchestration
+import Regeneration
+import RegenService
+
+/// Sinks that keep nothing: the orchestrator scenario measures the orchestrator.
+private struct NullTelemetry: TelemetrySink {
+    func emit(_ event: TelemetryEvent) async {}
+}
+
+private struct NullDeadLetters: DeadLetterSink {
+    func deadLetter(_ letter: DeadLetter) async throws {}
+}
+
+extension Bench {
+    // MARK: 3. Overhead against a plain loop
+
+    func overhead() async throws -> [ScenarioResult] {
+        let noop = try SimulatedProcessor(work: .none)
+        let iterations = calibrateCPUIterations(microseconds: 100)
+        let cpu = try SimulatedProcessor(work: .cpu(iterations: iterations))
+        let noopResult = try await overhead(
+            "overhead_noop", "3a. orchestrator per no-op event", processor: noop, events: scale.overheadNoopEvents, work: "none")
+        let cpuResult = try await overhead(
+            "overhead_cpu", "3b. orchestrator with ~100 µs CPU events", processor: cpu, events: scale.overheadCPUEvents,
+            work: "cpu, \(iterations) iterations (~100 µs)")
+        return [noopResult, cpuResult]
+    }
+
+    private func overhead(_ name: String, _ title: String, processor: SimulatedProcessor, events: Int, work: String) async throws -> ScenarioResult {
+        let generator = ChangeEventGenerator(keys: 1000, idPrefix: "ovh")
+        let records = (0..<events).map { index -> CycleRecord in
+            let (key, value) = generator.record(index)
+            return CycleRecord(position: SourcePosition(topic: "bench", partition: 0, offset: Int64(index)), key: key, value: value)
+        }
+        var quiet = Logger(label: "regen-bench.orchestrator")
+        quiet.logLevel = .critical
+        let config = OrchestratorConfig(concurrency: 1, adaptiveOptimization: false, healthCheckIntervalSecs: 0)
+        let orchestrator = try RegenerationOrchestrator(
+            config: config, processor: processor, telemetry: NullTelemetry(), deadLetters: NullDeadLetters(), logger: quiet)
+        try await orchestrator.start()
+        let cycleSize = 1000
+        var done = 0
+        let start = ContinuousClock.now
+        for first in stride(from: 0, to: records.count, by: cycleSize) {
+            let result = try await orchestrator.executeCycle(Cycle(records: Array(records[first..<min(records.count, first + cycleSize)])))
+            done += result.execution.tasksSucceeded
+        }
+        let orchestrated = ContinuousClock.now - start
+        await orchestrator.stop()
+
+        let decoded = try records.map { try ChangeEvent.decode($0.value) }
+        let context = EventContext(
+            position: SourcePosition(topic: "bench", partition: 0, offset: 0), key: "", attempt: 1, traceparent: nil, executionID: "plain")
+        let plainStart = ContinuousClock.now
+        for event in decoded { _ = try await processor.process(event, context: context) }
+        let plain = ContinuousClock.now - plainStart
+
+        let perEvent = orchestrated.seconds / Double(events) * 1e6
+        let plainPerEvent = plain.seconds / Double(events) * 1e6
+        return result(
+            name, title, figure: perEvent, unit: "µs per event",
+            figures: [
+                "us_per_event": perEvent, "overhead_us_per_event": perEvent - plainPerEvent,
+                "overhead_percent": (perEvent - plainPerEvent) / plainPerEvent * 100, "seconds": orchestrated.seconds,
+            ],
+            baseline: Baseline(name: "plain loop", figure: plainPerEvent, figures: ["us_per_event": plainPerEvent, "seconds": plain.seconds]),
+            ratio: perEvent / plainPerEvent, ratioMeaning: "orchestrator ÷ plain loop (decoding is the orchestrator's)",
+            counts: ["events": events, "succeeded": done, "plain_loop": decoded.count],
+            settings: [
+                "concurrency": "1", "cycle": "\(cycleSize) events", "work": work,
+                "plain_loop": "the same processor over the same events, decoded beforehand",
+            ])
+    }
+
+    /// Hashing rounds of the `cpu` work that take about `microseconds`.
+    private func calibrateCPUIterations(microseconds: Double) -> Int {
+        let probe = 100_000
+        let processor = try? SimulatedProcessor(work: .cpu(iterations: probe))
+        let event = ChangeEvent(id: "calibrate", changeType: .nodeUpdated, subject: "s")
+        let context = EventContext(
+            position: SourcePosition(topic: "t", partition: 0, offset: 0), key: "s", attempt: 1, traceparent: nil, executionID: "c")
+        var best = Double.infinity
+        for _ in 0..<5 {
+            let start = ContinuousClock.now
+            let semaphore = DispatchSemaphore(value: 0)
+            Task { _ = try? await processor?.process(event, context: context); semaphore.signal() }
+            semaphore.wait()
+            best = min(best, (ContinuousClock.now - start).seconds)
+        }
+        return max(1, Int(Double(probe) * microseconds / (best * 1e6)))
+    }
+
+    // MARK: 4. Decode
+
+    func decode() throws -> [ScenarioResult] {
+        let generator = ChangeEventGenerator(keys: 1000, idPrefix: "dec")
+        let realistic = (0..<scale.decodeEvents).map { generator.record($0).value }
+        var properties: [String: JSONValue] = [:]
+        for index in 0..<40 { properties["field_\(index)"] = .string(String(repeating: "value \(index) ", count: 24)) }
+        let large = (0..<max(1, scale.decodeEvents / 10)).map { index -> [UInt8] in
+            let event = ChangeEvent(id: "large-\(index)", changeType: .nodeUpdated, subject: "node-\(index)", properties: properties)
+            return Array((try? JSONEncoder().encode(event)) ?? Data())
+        }
+        return [
+            try decode("decode", "4a. decode, realistic events", realistic),
+            try decode("decode_large", "4b. decode, 10 KB events", large),
+        ]
+    }
+
+    private func decode(_ name: String, _ title: String, _ inputs: [[UInt8]]) throws -> ScenarioResult {
+        let bytes = inputs.reduce(0) { $0 + $1.count } / max(1, inputs.count)
+        func rate(_ body: ([UInt8]) throws -> Bool) rethrows -> (perSecond: Double, accepted: Int) {
+            var decoded = 0
+            var accepted = 0
+            let start = ContinuousClock.now
+            repeat {
+                for input in inputs where try body(input) { accepted += 1 }
+                decoded += inputs.count
+            } while (ContinuousClock.now - start).seconds < scale.decodeSeconds
+            return (Double(decoded) / (ContinuousClock.now - start).seconds, accepted / (decoded / inputs.count))
+        }
+        let production = rate { (try? ChangeEvent.decode($0)) != nil }
+        let serialization = rate { (try? JSONSerialization.jsonObject(with: Data($0))) != nil }
+        let decoder = JSONDecoder()
+        let foundation = rate { (try? decoder.decode(ChangeEvent.self, from: Data($0))) != nil }
+        return result(
+            name, title, figure: production.perSecond, unit: "events/s on one core",
+            figures: [
+                "events_per_s": production.perSecond, "json_decoder_events_per_s": foundation.perSecond,
+                "ratio_to_json_decoder": production.perSecond / foundation.perSecond, "bytes_per_event": Double(bytes),
+            ],
+            baseline: Baseline(name: "JSONSerialization", figure: serialization.perSecond, figures: ["events_per_s": serialization.perSecond]),
+            ratio: production.perSecond / serialization.perSecond, ratioMeaning: "ChangeEvent.decode ÷ JSONSerialization (no typed value)",
+            counts: [
+                "inputs": inputs.count, "accepted": production.accepted, "accepted_by_json_serialization": serialization.accepted,
+                "accepted_by_json_decoder": foundation.accepted,
+            ],
+            settings: ["bytes_per_event": "\(bytes)", "seconds_per_decoder": "\(scale.decodeSeconds)", "threads": "1"])
+    }
+}
