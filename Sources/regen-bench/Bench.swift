@@ -26,6 +26,9 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Where configurations, logs and outputs of the runs go (default: a new temporary directory).")
     var workDirectory: String?
 
+    @Option(help: "The --log-level of the regen run processes (debug adds a timing line per cycle to their logs).")
+    var regenLogLevel = "info"
+
     var regenURL: URL {
         URL(fileURLWithPath: regen ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("regen").path)
     }
@@ -71,7 +74,7 @@ struct Measure: AsyncParsableCommand {
         let selected = only.map { $0.split(separator: ",").compactMap { Scenario(rawValue: String($0)) } } ?? Scenario.allCases
         let bench = try Bench(
             regen: common.regenURL, directory: try common.makeWorkDirectory(), scale: tiny ? .tiny : .full,
-            templates: URL(fileURLWithPath: templates).path, chartPath: chart)
+            templates: URL(fileURLWithPath: templates).path, chartPath: chart, regenLogLevel: common.regenLogLevel)
         defer { bench.broker.stop() }
         say("regen-bench \(tiny ? "tiny" : "full") run, revision \(bench.revision), \(bench.machine.cores) cores, librdkafka \(bench.machine.librdkafka)")
         say("work directory: \(bench.directory.path)")
@@ -108,7 +111,9 @@ struct Soak: AsyncParsableCommand {
     var output = "soak-results.json"
 
     func run() async throws {
-        let bench = try Bench(regen: common.regenURL, directory: try common.makeWorkDirectory(), scale: .full, templates: "", chartPath: "")
+        let bench = try Bench(
+            regen: common.regenURL, directory: try common.makeWorkDirectory(), scale: .full, templates: "", chartPath: "",
+            regenLogLevel: common.regenLogLevel)
         defer { bench.broker.stop() }
         try await bench.soak(minutes: minutes, rate: rate, output: output)
     }
@@ -126,13 +131,15 @@ final class Bench {
     let scale: Scale
     let templates: String
     let chartPath: String
+    let regenLogLevel: String
     let broker: BrokerProcess
     let logger: Logger
     let revision = Report.gitRevision()
     let machine = Machine.current
     private var runs = 0
 
-    init(regen: URL, directory: URL, scale: Scale, templates: String, chartPath: String) throws {
+    init(regen: URL, directory: URL, scale: Scale, templates: String, chartPath: String, regenLogLevel: String) throws {
+        self.regenLogLevel = regenLogLevel
         self.regen = regen
         self.directory = directory
         self.scale = scale

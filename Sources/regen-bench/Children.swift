@@ -61,14 +61,14 @@ final class RegenRun {
     let startedAt = ContinuousClock.now
 
     /// Writes `yaml` next to the log and starts `regen run` with it.
-    init(regen: URL, yaml: String, directory: URL, name: String) throws {
+    init(regen: URL, yaml: String, directory: URL, name: String, logLevel: String = "info") throws {
         let config = directory.appendingPathComponent("\(name).yaml")
         try yaml.write(to: config, atomically: true, encoding: .utf8)
         log = directory.appendingPathComponent("\(name).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.executableURL = regen
-        process.arguments = ["run", "--config", config.path, "--log-level", "info"]
+        process.arguments = ["run", "--config", config.path, "--log-level", logLevel]
         process.standardOutput = handle
         process.standardError = handle
         try process.run()

@@ -92,7 +92,7 @@ extension Bench {
         let watcher = try CommitWatcher(connection: broker.connection, group: group, topic: topic, partitions: partitions, logger: logger)
         let run = try RegenRun(
             regen: regen, yaml: yaml(topic: topic, group: group, processor: processor, orchestrator: orchestrator, telemetry: telemetry),
-            directory: directory, name: group)
+            directory: directory, name: group, logLevel: regenLogLevel)
         guard let assigned = await run.waitForAssignment(within: .seconds(90)) else {
             _ = await run.stop()
             await watcher.close()
@@ -257,7 +257,7 @@ extension Bench {
             yaml: yaml(
                 topic: topic, group: group, processor: "type: simulate\n  simulate: { work: none, ledger: \(ledger), ledgerTimestamps: true }",
                 orchestrator: cycle),
-            directory: directory, name: group)
+            directory: directory, name: group, logLevel: regenLogLevel)
         guard await run.waitForAssignment(within: .seconds(90)) != nil else {
             _ = await run.stop()
             await watcher.close()
@@ -433,7 +433,8 @@ extension Bench {
         let topic = "bench.soak", partitions = 128
         try createTopic(topic, partitions: partitions)
         let group = nextName(topic)
-        let run = try RegenRun(regen: regen, yaml: yaml(topic: topic, group: group, processor: Self.noop), directory: directory, name: group)
+        let run = try RegenRun(
+            regen: regen, yaml: yaml(topic: topic, group: group, processor: Self.noop), directory: directory, name: group, logLevel: regenLogLevel)
         guard await run.waitForAssignment(within: .seconds(90)) != nil else { throw BenchError("no assignment; see \(run.log.path)") }
         let watcher = try CommitWatcher(connection: broker.connection, group: group, topic: topic, partitions: partitions, logger: logger)
         var samples: [[String: Double]] = []
