@@ -181,12 +181,15 @@ final class Bench {
     }
 
     /// The configuration of a `regen run` reading `topic` as `group`; default settings otherwise.
-    func yaml(topic: String, group: String, processor: String, orchestrator: [String] = [], telemetry: String = "bench.telemetry") -> String {
+    func yaml(
+        topic: String, group: String, processor: String, orchestrator: [String] = [], telemetry: String = "bench.telemetry",
+        fetchWaitMaxMs: Int? = nil
+    ) -> String {
         """
         kafka:
           bootstrapServers: "\(broker.bootstrapServers)"
           groupId: \(group)
-          inputTopics: [\(topic)]
+          inputTopics: [\(topic)]\(fetchWaitMaxMs.map { "\n  fetchWaitMaxMs: \($0)" } ?? "")
         topics: { telemetry: \(telemetry), alerts: bench.alerts, deadLetter: bench.dlq }
         processor:
           \(processor)

@@ -251,12 +251,14 @@ extension Bench {
         let group = nextName(topic)
         let ledger = directory.appendingPathComponent("\(group).ledger").path
         let watcher = try CommitWatcher(connection: broker.connection, group: group, topic: topic, partitions: partitions, logger: logger)
+        // The embedded broker holds an idle fetch for the whole fetch.wait.max.ms (Kafka answers
+        // as soon as data arrives), so both readers here wait at most 10 ms, like kcat above.
         let cycle = ["cycle: { maxEvents: 10000, maxWaitMs: 100 }"]
         let run = try RegenRun(
             regen: regen,
             yaml: yaml(
                 topic: topic, group: group, processor: "type: simulate\n  simulate: { work: none, ledger: \(ledger), ledgerTimestamps: true }",
-                orchestrator: cycle),
+                orchestrator: cycle, fetchWaitMaxMs: 10),
             directory: directory, name: group, logLevel: regenLogLevel)
         guard await run.waitForAssignment(within: .seconds(90)) != nil else {
             _ = await run.stop()
@@ -297,8 +299,8 @@ extension Bench {
             counts: ["produced": total, "processed": processed, "committed": watcher.samples.last?.committed ?? 0, "baseline_received": base.received],
             settings: [
                 "rate": "\(scale.latencyRate)/s for \(scale.latencySeconds) s", "partitions": "\(partitions)",
-                "regen": cycle.joined() + ", simulate work: none, ledger with timestamps",
-                "latency": "ledger time (event processed) − produce time; baseline: receive time in a bare KafkaConsumer poll loop",
+                "regen": cycle.joined() + ", kafka.fetchWaitMaxMs: 10, simulate work: none, ledger with timestamps",
+                "latency": "ledger time (event processed) − produce time; baseline: receive time in a bare KafkaConsumer poll loop (fetch.wait.max.ms 10)",
             ])
     }
 
@@ -345,7 +347,8 @@ extension Bench {
         let topic = "bench.latency.base"
         try createTopic(topic, partitions: partitions)
         let consumer = try KafkaConsumer(
-            configuration: KafkaConsumerConfiguration(connection: broker.connection, groupID: nextName(topic)), logger: logger)
+            configuration: KafkaConsumerConfiguration(connection: broker.connection, groupID: nextName(topic), fetchWaitMax: .milliseconds(10)),
+            logger: logger)
         try await consumer.subscribe([topic])
         let joinDeadline = ContinuousClock.now + .seconds(60)
         while consumer.assignment.isEmpty && ContinuousClock.now < joinDeadline {
