@@ -40,6 +40,13 @@ struct TemplateProcessorTests {
             subjects: ["*"]
         """
 
+    /// A page per subject and one JSON file over all subjects.
+    static let pageAndData = """
+        artifacts:
+          - { name: page, template: page, output: "nodes/{{subject}}.html" }
+          - { name: data, template: data, output: "data.json" }
+        """
+
     @Test("1,000 events on 10 subjects: 10 regenerations in one cycle, each with the subject's latest state")
     func coalescesPerArtifact() async throws {
         let workspace = try TemplateWorkspace(manifest: Self.perSubject, templates: ["node": "<h1>{{subject}}</h1><p>rev {{node.properties.revision}}</p>"])
@@ -64,13 +71,8 @@ struct TemplateProcessorTests {
 
     @Test("A subject whose changes break a file is rejected with the reason; the rest of the cycle is deployed, its state kept")
     func brokenSubjectIsRejected() async throws {
-        let manifest = """
-            artifacts:
-              - { name: page, template: page, output: "nodes/{{subject}}.html" }
-              - { name: data, template: data, output: "data.json" }
-            """
         let workspace = try TemplateWorkspace(
-            manifest: manifest,
+            manifest: Self.pageAndData,
             templates: ["page": "{{subject}} {{node.properties.v}}", "data": "{ \"count\": {{count}}{{#nodes}}{{{properties.broken}}}{{/nodes}} }"])
         let processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
         _ = try await processor.completeCycle([event("1", "a", .nodeAdded, ["v": 1])], executionID: "ok")
@@ -94,12 +96,8 @@ struct TemplateProcessorTests {
 
     @Test("A failure no event explains (a deployment that fails midway) deploys nothing, keeps the previous versions and throws")
     func unexplainedFailureRollsBack() async throws {
-        let manifest = """
-            artifacts:
-              - { name: page, template: page, output: "nodes/{{subject}}.html" }
-              - { name: data, template: data, output: "data.json" }
-            """
-        let workspace = try TemplateWorkspace(manifest: manifest, templates: ["page": "{{subject}} {{node.properties.v}}", "data": "{ \"count\": {{count}} }"])
+        let workspace = try TemplateWorkspace(
+            manifest: Self.pageAndData, templates: ["page": "{{subject}} {{node.properties.v}}", "data": "{ \"count\": {{count}} }"])
         let processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
         _ = try await processor.completeCycle([event("1", "a", .nodeAdded, ["v": 1])], executionID: "ok")
         // A non-empty directory where nodes/b.html must go: data.json and nodes/a.html move first, then the rename fails.

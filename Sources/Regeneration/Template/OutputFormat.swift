@@ -80,49 +80,51 @@ public enum OutputFormat: String, Sendable, Codable, Hashable, CaseIterable {
 /// below U+0020, and U+2028/U+2029 (which JavaScript does not allow raw in a string).
 struct JSONStringContent: MustacheContentType {
     func escapeText(_ text: String) -> String {
-        var escaped = ""
-        escaped.unicodeScalars.reserveCapacity(text.unicodeScalars.count)
-        for scalar in text.unicodeScalars {
+        text.escapingScalars { scalar in
             switch scalar {
-            case "\"": escaped += "\\\""
-            case "\\": escaped += "\\\\"
-            case "\n": escaped += "\\n"
-            case "\r": escaped += "\\r"
-            case "\t": escaped += "\\t"
-            case "\u{08}": escaped += "\\b"
-            case "\u{0C}": escaped += "\\f"
-            case _ where scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029:
-                escaped += String(format: "\\u%04x", scalar.value)
-            default: escaped.unicodeScalars.append(scalar)
+            case "\"": "\\\""
+            case "\\": "\\\\"
+            case "\n": "\\n"
+            case "\r": "\\r"
+            case "\t": "\\t"
+            case "\u{08}": "\\b"
+            case "\u{0C}": "\\f"
+            case _ where scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029: String(format: "\\u%04x", scalar.value)
+            default: nil
             }
         }
-        return escaped
     }
 }
 
-/// Escapes the five XML specials, and tab, LF and CR as references. Characters XML 1.0 cannot carry in any form (control
-/// characters other than tab, LF and CR; U+FFFE, U+FFFF) become character references,
-/// which no XML parser accepts: the file fails validation, and the template processor
-/// blames the event that brought them instead of writing a broken file.
+/// Escapes the five XML specials, and tab, LF and CR as references (so attribute values
+/// keep them: a parser turns raw ones into spaces). Characters XML 1.0 cannot carry in any
+/// form (control characters other than tab, LF and CR; U+FFFE, U+FFFF) become character
+/// references, which no XML parser accepts: the file fails validation, and the template
+/// processor blames the event that brought them instead of writing a broken file.
 struct XMLContent: MustacheContentType {
     func escapeText(_ text: String) -> String {
-        var escaped = ""
-        escaped.unicodeScalars.reserveCapacity(text.unicodeScalars.count)
-        for scalar in text.unicodeScalars {
+        text.escapingScalars { scalar in
             switch scalar {
-            case "&": escaped += "&amp;"
-            case "<": escaped += "&lt;"
-            case ">": escaped += "&gt;"
-            case "\"": escaped += "&quot;"
-            case "'": escaped += "&apos;"
-            // As references, so attribute values keep them (a parser turns raw ones into spaces).
-            case "\t": escaped += "&#x9;"
-            case "\n": escaped += "&#xA;"
-            case "\r": escaped += "&#xD;"
+            case "&": "&amp;"
+            case "<": "&lt;"
+            case ">": "&gt;"
+            case "\"": "&quot;"
+            case "'": "&apos;"
             case _ where scalar.value < 0x20 || scalar.value == 0xFFFE || scalar.value == 0xFFFF:
-                escaped += "&#x\(String(scalar.value, radix: 16, uppercase: true));"
-            default: escaped.unicodeScalars.append(scalar)
+                "&#x\(String(scalar.value, radix: 16, uppercase: true));"
+            default: nil
             }
+        }
+    }
+}
+
+extension String {
+    /// The string with each Unicode scalar that `replacement` maps replaced by its result.
+    func escapingScalars(_ replacement: (Unicode.Scalar) -> String?) -> String {
+        var escaped = ""
+        escaped.unicodeScalars.reserveCapacity(unicodeScalars.count)
+        for scalar in unicodeScalars {
+            if let replaced = replacement(scalar) { escaped += replaced } else { escaped.unicodeScalars.append(scalar) }
         }
         return escaped
     }
