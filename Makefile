@@ -44,7 +44,7 @@ fuzz: deps
 	Fuzz/.build/release/DecoderFuzzer -merge=1 Fuzz/corpus/decoder .build/fuzz-scratch
 
 # Every benchmark scenario against its baseline, measured in the same run (BENCHMARKS.md):
-# prints a table, writes bench-results.json and the chart docs/bench-scaling.svg. About 10
+# prints a table, writes bench-results.json and the chart docs/bench-scaling.svg. About 8
 # minutes; release builds; nothing else should share the CPU meanwhile.
 bench: deps
 	$(SWIFT) build -c release --product regen
