@@ -28,7 +28,7 @@ struct ConsumerTests {
         try await first.close()
 
         let sameGroup = try await test.consumer(group: group, topics: [topic])
-        let replay = try await drain(sameGroup, for: .seconds(3))
+        let replay = try await readAfterJoining(sameGroup, for: .seconds(3))
         #expect(replay.isEmpty, "a committed group got \(replay.count) messages again")
         try await sameGroup.close()
 

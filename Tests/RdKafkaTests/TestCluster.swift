@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RdKafka
+import Testing
 
 /// An embedded cluster per test, with the settings DESIGN.md prescribes for tests:
 /// a short session timeout (rejoins wait about session.timeout - 1 s) and a short fetch wait.
@@ -79,6 +80,22 @@ func drain(_ consumer: KafkaConsumer, for duration: Duration) async throws -> [K
         messages += try await consumer.poll(maxMessages: 10_000, timeout: .milliseconds(200))
     }
     return messages
+}
+
+/// What a consumer joining a group reads: polls until it has an assignment (keeping what
+/// arrives meanwhile), then for `duration` more. A join right after another member left
+/// takes about `session.timeout.ms - 1 s` on the embedded cluster, so a fixed read without
+/// this wait can end before the consumer owns anything and find nothing whatever was committed.
+func readAfterJoining(_ consumer: KafkaConsumer, for duration: Duration, within deadline: Duration = .seconds(60)) async throws
+    -> [KafkaMessage]
+{
+    let end = ContinuousClock.now + deadline
+    var messages: [KafkaMessage] = []
+    while consumer.assignment.isEmpty && ContinuousClock.now < end {
+        messages += try await consumer.poll(maxMessages: 10_000, timeout: .milliseconds(200))
+    }
+    #expect(!consumer.assignment.isEmpty, "the consumer got no assignment within \(deadline)")
+    return messages + (try await drain(consumer, for: duration))
 }
 
 /// Polls until `condition` holds (rebalances happen inside poll) or `deadline` passes.
