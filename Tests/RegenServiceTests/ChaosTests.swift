@@ -234,11 +234,19 @@ struct RebalanceStormTests {
 
         var generator = SystemRandomNumberGenerator()
         var (kills, stops, badExits) = (0, 0, [String]())
+        // Every exit the storm did not cause (a crash, an abort) fails the scenario.
+        var unexpectedExits: [String] = []
+        func noteUnexpectedExit(_ instance: RegenProcess?) async {
+            guard let instance else { return }
+            let status = await instance.waitForExit(within: .zero)
+            unexpectedExits.append("exited on its own with status \(String(describing: status)): \(instance.output.suffix(800))")
+        }
         let end = ContinuousClock.now + storm
         while ContinuousClock.now < end {
             try await Task.sleep(for: .milliseconds(Int.random(in: 1500...4000, using: &generator)))
             let slot = Int.random(in: 0..<instances.count, using: &generator)
             guard let instance = instances[slot], instance.isRunning else {
+                await noteUnexpectedExit(instances[slot])
                 try start(slot)
                 continue
             }
@@ -254,7 +262,10 @@ struct RebalanceStormTests {
             }
             instances[slot] = nil
         }
-        for slot in instances.indices where instances[slot]?.isRunning != true { try start(slot) }
+        for slot in instances.indices where instances[slot]?.isRunning != true {
+            await noteUnexpectedExit(instances[slot])
+            try start(slot)
+        }
         #expect(try await fixture.waitUntilCommitted(within: .seconds(ChaosScale.isFull ? 900 : 240)))
         for instance in instances.compactMap({ $0 }) {
             instance.signal(SIGTERM)
@@ -262,6 +273,7 @@ struct RebalanceStormTests {
             if status != 0 { badExits.append("status \(String(describing: status)): \(instance.output.suffix(800))") }
         }
         #expect(badExits.isEmpty, "instances stopped with SIGTERM exited badly: \(badExits)")
+        #expect(unexpectedExits.isEmpty, "instances the storm did not stop exited: \(unexpectedExits)")
         let report = ScenarioReport(
             scenario: "rebalance storm", expected: fixture.goodIDs(0..<events), ledger: fixture.ledger(), restarts: kills + stops)
         let logs = all.map(\.output)
