@@ -2,7 +2,7 @@ import Orchestration
 import Synchronization
 import Testing
 
-@Suite("Circuit breaker")
+@Suite("Circuit breaker", .timeLimit(.minutes(3)))
 struct BreakerTests {
     static let policy = BreakerPolicy(windowSize: 10, minimumCalls: 10, failureRatio: 0.5, cooldownMs: 1000, maxCooldownMs: 3000)
 

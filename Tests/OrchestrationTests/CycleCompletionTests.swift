@@ -28,7 +28,7 @@ final class CoalescingProcessor: EventProcessor {
     }
 }
 
-@Suite("Cycle completion")
+@Suite("Cycle completion", .timeLimit(.minutes(3)))
 struct CycleCompletionTests {
     @Test("completeCycle sees the cycle's succeeded events once, in offset order per partition, and its report counts")
     func coalesces() async throws {

@@ -2,7 +2,7 @@ import Orchestration
 import Synchronization
 import Testing
 
-@Suite("Parallel dispatch")
+@Suite("Parallel dispatch", .timeLimit(.minutes(3)))
 struct DispatchTests {
     @Test("Parallelism reaches the limit and never exceeds it", arguments: [1, 3, 8])
     func parallelismBounded(limit: Int) async throws {

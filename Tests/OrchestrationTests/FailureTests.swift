@@ -2,7 +2,7 @@ import Orchestration
 import Synchronization
 import Testing
 
-@Suite("Failures, retries and dead letters")
+@Suite("Failures, retries and dead letters", .timeLimit(.minutes(3)))
 struct FailureTests {
     @Test("Retriable failures are retried with full-jitter backoff, then succeed")
     func retriesThenSuccess() async throws {

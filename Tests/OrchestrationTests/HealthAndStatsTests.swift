@@ -3,7 +3,7 @@ import Orchestration
 import Synchronization
 import Testing
 
-@Suite("Health checks and statistics")
+@Suite("Health checks and statistics", .timeLimit(.minutes(3)))
 struct HealthAndStatsTests {
     @Test("A healthy interval emits only the metric, with cycles, times, rate, concurrency and memory")
     func healthyMetric() async throws {

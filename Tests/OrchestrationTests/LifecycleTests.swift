@@ -2,7 +2,7 @@ import Orchestration
 import Synchronization
 import Testing
 
-@Suite("Lifecycle")
+@Suite("Lifecycle", .timeLimit(.minutes(3)))
 struct LifecycleTests {
     @Test("start emits regeneration_started with the configuration; a second start fails")
     func doubleStart() async throws {

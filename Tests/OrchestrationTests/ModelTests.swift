@@ -2,7 +2,7 @@ import Foundation
 import Orchestration
 import Testing
 
-@Suite("Configuration and wire formats")
+@Suite("Configuration and wire formats", .timeLimit(.minutes(3)))
 struct ModelTests {
     @Test("Impossible configuration is rejected naming field, value and what is allowed")
     func invalidConfiguration() {

@@ -3,7 +3,7 @@ import Orchestration
 import Synchronization
 import Testing
 
-@Suite("Rate limiting and adaptive optimization")
+@Suite("Rate limiting and adaptive optimization", .timeLimit(.minutes(3)))
 struct TuningTests {
     @Test("The token bucket lets a burst through, then holds the rate on a manual clock")
     func rateLimitHolds() async throws {

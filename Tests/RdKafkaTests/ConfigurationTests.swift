@@ -2,7 +2,7 @@ import Logging
 import RdKafka
 import Testing
 
-@Suite("Configuration")
+@Suite("Configuration", .timeLimit(.minutes(3)))
 struct ConfigurationTests {
     @Test("An unknown property is rejected with its name")
     func unknownProperty() throws {

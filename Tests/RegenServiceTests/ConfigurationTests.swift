@@ -3,7 +3,7 @@ import Orchestration
 import RegenService
 import Testing
 
-@Suite("Service configuration and CLI")
+@Suite("Service configuration and CLI", .timeLimit(.minutes(3)))
 struct ServiceConfigurationTests {
     func file(_ text: String) throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("regen-\(UUID().uuidString.prefix(8)).yaml").path

@@ -3,7 +3,7 @@ import Orchestration
 import Regeneration
 import Testing
 
-@Suite("Command processor")
+@Suite("Command processor", .timeLimit(.minutes(3)))
 struct CommandProcessorTests {
     /// A script that records its stdin and exits as the event's subject asks.
     static func script(in directory: URL) throws -> (path: String, log: String) {

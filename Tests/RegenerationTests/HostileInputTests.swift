@@ -83,7 +83,7 @@ func xmlCanCarry(_ text: String) -> Bool {
     !text.unicodeScalars.contains { ($0.value < 0x20 && !["\t", "\n", "\r"].contains($0)) || $0.value == 0xFFFE || $0.value == 0xFFFF }
 }
 
-@Suite("Template processor: hostile input")
+@Suite("Template processor: hostile input", .timeLimit(.minutes(3)))
 struct HostileInputTests {
     /// Every kind of string a change event can carry that a template could get wrong.
     static func hostileStrings() throws -> [String] {

@@ -3,7 +3,7 @@ import Orchestration
 import Regeneration
 import Testing
 
-@Suite("Simulated processor")
+@Suite("Simulated processor", .timeLimit(.minutes(3)))
 struct SimulatedProcessorTests {
     @Test("Jitter: fixed by id and seed, within [0, max], spread evenly, different for another seed")
     func jitter() {

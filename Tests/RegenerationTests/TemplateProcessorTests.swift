@@ -30,7 +30,7 @@ func event(_ id: String, _ subject: String, _ type: ChangeType = .nodeUpdated, _
         position: SourcePosition(topic: "t", partition: 0, offset: id.utf8.reduce(Int64(0)) { $0 &* 131 &+ Int64($1) }))
 }
 
-@Suite("Template processor")
+@Suite("Template processor", .timeLimit(.minutes(3)))
 struct TemplateProcessorTests {
     static let perSubject = """
         artifacts:
