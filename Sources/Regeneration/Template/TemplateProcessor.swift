@@ -98,10 +98,16 @@ public actor TemplateProcessor: EventProcessor {
                     report: ProcessingReport(regenerations: files.count, deployments: files.isEmpty ? 0 : 1), rejected: rejected)
             }
             // Each round blames at least one more subject or throws, so this ends.
+            let blamedBefore = blamed.count
             for (instance, error) in failed {
-                for subject in try culprits(of: instance, failing: error, events: events, blamed: Set(blamed.keys), executionID: executionID) {
+                let found = try culprits(
+                    of: instance, failing: error, events: events, blamed: Set(blamed.keys), executionID: executionID, generatedAt: generatedAt)
+                for subject in found {
                     blamed[subject] = "artifact \(instance.describe(in: graph)) fails with this subject's changes: \(error.reason)"
                 }
+            }
+            if blamed.count == blamedBefore, let (instance, error) = failed.first {
+                throw TemplateError.render(artifact: instance.describe(in: graph), reason: "\(error.reason) (no subject of this cycle explains it)")
             }
         }
     }
@@ -111,10 +117,10 @@ public actor TemplateProcessor: EventProcessor {
     /// - Throws: `error`, said to be unexplained, when it fails even without every subject
     ///   of the cycle it uses.
     private func culprits(
-        of instance: ArtifactInstance, failing error: TemplateError, events: [CompletedEvent], blamed: Set<String>, executionID: String
+        of instance: ArtifactInstance, failing error: TemplateError, events: [CompletedEvent], blamed: Set<String>, executionID: String,
+        generatedAt: String
     ) throws -> [String] {
         guard let artifact = graph.artifact(instance.artifact) else { throw error }
-        let generatedAt = RFC3339.format(clock())
         func fails(leavingOut subjects: Set<String>) -> Bool {
             let pass = RenderPass(store: applying(events, leavingOut: subjects), executionID: executionID, generatedAt: generatedAt)
             return (try? render(instance, in: pass)) == nil
