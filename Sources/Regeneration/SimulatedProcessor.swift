@@ -71,10 +71,7 @@ public struct SimulatedProcessor: EventProcessor {
         let maxMicroseconds = UInt64(Swift.max(0, max.components.seconds * 1_000_000 + max.components.attoseconds / 1_000_000_000_000))
         guard maxMicroseconds > 0 else { return .zero }
         // FNV-1a over the seed and the id, then SplitMix64's finalizer to spread the bits.
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in withUnsafeBytes(of: seed.littleEndian, Array.init) + Array(id.utf8) {
-            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
-        }
+        var hash = fnv1a(withUnsafeBytes(of: seed.littleEndian, Array.init) + Array(id.utf8))
         hash = (hash ^ (hash >> 30)) &* 0xbf58_476d_1ce4_e5b9
         hash = (hash ^ (hash >> 27)) &* 0x94d0_49bb_1331_11eb
         hash ^= hash >> 31

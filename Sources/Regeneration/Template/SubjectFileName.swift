@@ -21,7 +21,7 @@ enum SubjectFileName {
         // Cut before a %XX escape rather than inside it.
         var prefix = Substring(name.prefix(150))
         if let percent = prefix.suffix(2).firstIndex(of: "%") { prefix = prefix[..<percent] }
-        return "\(prefix)~\(String(fnv1a(subject), radix: 16))"
+        return "\(prefix)~\(String(fnv1a(subject.utf8), radix: 16))"
     }
 
     /// The file name as a URL path segment (its `%` escapes are themselves escaped).
@@ -33,13 +33,9 @@ enum SubjectFileName {
         let digits = Array("0123456789ABCDEF")
         return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
     }
+}
 
-    private static func fnv1a(_ text: String) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return hash
-    }
+/// The 64-bit FNV-1a hash of `bytes`: stable across processes and runs, unlike `Hasher`.
+func fnv1a<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> UInt64 {
+    bytes.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Mustache
 import Orchestration
 
 /// The latest known state of every subject, built from change events and persisted
@@ -67,10 +68,10 @@ struct SubjectStore: Sendable, Codable {
         let names: [String: Any] = [
             "subject": name, "file_name": SubjectFileName.make(for: name), "url_name": SubjectFileName.urlSegment(for: name),
         ]
-        guard let subject = subjects[name] else { return names.merging(["exists": false, "properties_json": "{}"]) { $1 } }
+        guard let subject = subjects[name] else { return names.merging(["exists": false, "properties_json": JSONText(.object([:]))]) { $1 } }
         return names.merging([
             "exists": true, "properties": subject.properties.mapValues(\.mustacheValue),
-            "properties_json": JSONValue.object(subject.properties).jsonText,
+            "properties_json": JSONText(.object(subject.properties)),
             "edges": subject.edges.map { ["predicate": $0.predicate, "object": $0.object] },
             "last_change": subject.lastChange.rawValue, "updated_at": RFC3339.format(subject.updatedAt), "source": subject.source,
         ]) { $1 }
@@ -103,4 +104,13 @@ extension JSONValue {
                 .joined(separator: ",") + "}"
         }
     }
+}
+
+/// A value rendered as JSON text only when a template inserts it, so contexts that never
+/// use `properties_json` do not pay for serializing every subject's properties.
+struct JSONText: MustacheCustomRenderable {
+    let value: JSONValue
+    init(_ value: JSONValue) { self.value = value }
+    var renderText: String { value.jsonText }
+    var isNull: Bool { false }
 }

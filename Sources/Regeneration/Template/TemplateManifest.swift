@@ -63,6 +63,11 @@ public struct TemplateManifest: Sendable, Codable, Hashable {
             self.format = format
         }
 
+        /// Its output path, for `subject` when it is per-subject (the subject as one safe file name).
+        public func outputPath(for subject: String?) -> String {
+            subject.map { output.replacingOccurrences(of: "{{subject}}", with: SubjectFileName.make(for: $0)) } ?? output
+        }
+
         /// Whether it uses `subject`.
         public func uses(_ subject: String) -> Bool { subjects.contains { Glob.matches($0, subject) } }
     }

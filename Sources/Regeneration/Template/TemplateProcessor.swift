@@ -75,9 +75,9 @@ public actor TemplateProcessor: EventProcessor {
         let generatedAt = RFC3339.format(clock())
         var blamed: [String: String] = [:]  // subject → why its events are rejected
         while true {
-            let pass = RenderPass(store: applying(events, leavingOut: Set(blamed.keys)), executionID: executionID, generatedAt: generatedAt)
-            let kept = events.filter { !Self.isBlamed($0.event, in: blamed) }.map(\.event)
-            let affected = graph.affected(by: kept, knownSubjects: pass.store.subjects.keys.sorted())
+            let kept = Self.events(events, leavingOut: Set(blamed.keys))
+            let pass = RenderPass(store: applying(kept), executionID: executionID, generatedAt: generatedAt)
+            let affected = graph.affected(by: kept.map(\.event), knownSubjects: pass.store.subjects.keys.sorted())
             var files: [String: String] = [:]
             var failed: [(ArtifactInstance, TemplateError)] = []
             for instance in affected.sorted() {
@@ -93,7 +93,9 @@ public actor TemplateProcessor: EventProcessor {
                 try pass.store.save(to: statePath)
                 store = pass.store
                 var rejected: [SourcePosition: String] = [:]
-                for completed in events { if let reason = Self.blame(of: completed.event, in: blamed) { rejected[completed.position] = reason } }
+                for completed in events where Self.isSubjectChange(completed.event) {
+                    if let reason = blamed[completed.event.subject] { rejected[completed.position] = reason }
+                }
                 return CycleCompletion(
                     report: ProcessingReport(regenerations: files.count, deployments: files.isEmpty ? 0 : 1), rejected: rejected)
             }
@@ -122,7 +124,7 @@ public actor TemplateProcessor: EventProcessor {
     ) throws -> [String] {
         guard let artifact = graph.artifact(instance.artifact) else { throw error }
         func fails(leavingOut subjects: Set<String>) -> Bool {
-            let pass = RenderPass(store: applying(events, leavingOut: subjects), executionID: executionID, generatedAt: generatedAt)
+            let pass = RenderPass(store: applying(Self.events(events, leavingOut: subjects)), executionID: executionID, generatedAt: generatedAt)
             return (try? render(instance, in: pass)) == nil
         }
         guard fails(leavingOut: blamed) else { return [] }
@@ -148,30 +150,21 @@ public actor TemplateProcessor: EventProcessor {
         return isolate(suspects[...], innocent: [])
     }
 
-    /// The store with `events` applied in order, except those of `subjects`.
-    private func applying(_ events: [CompletedEvent], leavingOut subjects: Set<String>) -> SubjectStore {
+    /// `events` without the changes of `subjects`.
+    private static func events(_ events: [CompletedEvent], leavingOut subjects: Set<String>) -> [CompletedEvent] {
+        subjects.isEmpty ? events : events.filter { !(isSubjectChange($0.event) && subjects.contains($0.event.subject)) }
+    }
+
+    /// The store with `events` applied in order.
+    private func applying(_ events: [CompletedEvent]) -> SubjectStore {
         var next = store
-        for completed in events where !(Self.isSubjectChange(completed.event) && subjects.contains(completed.event.subject)) {
-            next.apply(completed.event)
-        }
+        for completed in events { next.apply(completed.event) }
         return next
     }
 
     /// Whether the event changes its subject's state (schema and template changes name no subject).
     private static func isSubjectChange(_ event: ChangeEvent) -> Bool {
         event.changeType != .schemaChanged && event.changeType != .templateChanged
-    }
-
-    private static func isBlamed(_ event: ChangeEvent, in blamed: [String: String]) -> Bool { blame(of: event, in: blamed) != nil }
-
-    private static func blame(of event: ChangeEvent, in blamed: [String: String]) -> String? {
-        isSubjectChange(event) ? blamed[event.subject] : nil
-    }
-
-    private func path(of instance: ArtifactInstance) throws -> String {
-        guard let artifact = graph.artifact(instance.artifact) else { throw TemplateError.manifest("unknown artifact \(instance.artifact)") }
-        guard let subject = instance.subject else { return artifact.output }
-        return artifact.output.replacingOccurrences(of: "{{subject}}", with: SubjectFileName.make(for: subject))
     }
 
     /// The file's path and its content, rendered and validated for the artifact's format.
@@ -195,7 +188,7 @@ public actor TemplateProcessor: EventProcessor {
         if let problem = format.problem(with: text) {
             throw TemplateError.render(artifact: instance.describe(in: graph), reason: problem)
         }
-        return (try path(of: instance), text)
+        return (artifact.outputPath(for: instance.subject), text)
     }
 }
 
@@ -225,8 +218,7 @@ extension ArtifactInstance {
     /// `'name' (template 'node', output 'nodes/x.html')`, for reasons and logs.
     func describe(in graph: DependencyGraph) -> String {
         guard let artifact = graph.artifact(self.artifact) else { return "'\(self.artifact)'" }
-        let output = subject.map { artifact.output.replacingOccurrences(of: "{{subject}}", with: SubjectFileName.make(for: $0)) } ?? artifact.output
-        return "'\(artifact.name)' (template '\(artifact.template)', output '\(output)')"
+        return "'\(artifact.name)' (template '\(artifact.template)', output '\(artifact.outputPath(for: subject))')"
     }
 }
 
