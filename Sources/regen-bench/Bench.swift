@@ -72,7 +72,7 @@ struct Measure: AsyncParsableCommand {
 
     func run() async throws {
         let selected = only.map { $0.split(separator: ",").compactMap { Scenario(rawValue: String($0)) } } ?? Scenario.allCases
-        let bench = try Bench(
+        let bench = try await Bench(
             regen: common.regenURL, directory: try common.makeWorkDirectory(), scale: tiny ? .tiny : .full,
             templates: URL(fileURLWithPath: templates).path, chartPath: chart, regenLogLevel: common.regenLogLevel)
         defer { bench.broker.stop() }
@@ -111,7 +111,7 @@ struct Soak: AsyncParsableCommand {
     var output = "soak-results.json"
 
     func run() async throws {
-        let bench = try Bench(
+        let bench = try await Bench(
             regen: common.regenURL, directory: try common.makeWorkDirectory(), scale: .full, templates: "", chartPath: "",
             regenLogLevel: common.regenLogLevel)
         defer { bench.broker.stop() }
@@ -134,11 +134,11 @@ final class Bench {
     let regenLogLevel: String
     let broker: BrokerProcess
     let logger: Logger
-    let revision = Report.gitRevision()
+    let revision: String
     let machine = Machine.current
     private var runs = 0
 
-    init(regen: URL, directory: URL, scale: Scale, templates: String, chartPath: String, regenLogLevel: String) throws {
+    init(regen: URL, directory: URL, scale: Scale, templates: String, chartPath: String, regenLogLevel: String) async throws {
         self.regenLogLevel = regenLogLevel
         self.regen = regen
         self.directory = directory
@@ -148,7 +148,8 @@ final class Bench {
         var logger = Logger(label: "regen-bench")
         logger.logLevel = .critical
         self.logger = logger
-        broker = try BrokerProcess(regen: regen, topics: [])
+        broker = try await BrokerProcess.start(regen: regen, topics: [])
+        revision = await offThePool { Report.gitRevision() }
     }
 
     func run(_ scenario: Scenario) async throws -> [ScenarioResult] {

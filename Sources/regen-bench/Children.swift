@@ -8,40 +8,47 @@ final class BrokerProcess {
     private let process = Process()
     private let input = Pipe()
     private let output = Pipe()
-    let bootstrapServers: String
+    private(set) var bootstrapServers = ""
 
     /// Starts `regen broker` with `topics` (`NAME:PARTITIONS`) and reads its bootstrap line.
-    init(regen: URL, brokers: Int = 3, topics: [String]) throws {
-        process.executableURL = regen
-        process.arguments = ["broker", "--brokers", String(brokers)] + topics.flatMap { ["--topic", $0] }
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        guard let line = Self.readLine(output.fileHandleForReading), line.contains(":") else {
-            process.terminate()
+    static func start(regen: URL, brokers: Int = 3, topics: [String]) async throws -> BrokerProcess {
+        let broker = BrokerProcess()
+        broker.process.executableURL = regen
+        broker.process.arguments = ["broker", "--brokers", String(brokers)] + topics.flatMap { ["--topic", $0] }
+        broker.process.standardInput = broker.input
+        broker.process.standardOutput = broker.output
+        broker.process.standardError = FileHandle.nullDevice
+        try broker.process.run()
+        guard let line = await broker.readLine(), line.contains(":") else {
+            broker.process.terminate()
             throw BenchError("regen broker did not print its bootstrap servers")
         }
-        bootstrapServers = line
+        broker.bootstrapServers = line
+        return broker
     }
+
+    private init() {}
 
     var connection: KafkaConnection { KafkaConnection(bootstrapServers: bootstrapServers.split(separator: ",").map(String.init)) }
 
     /// Sends a control command (`topic NAME PARTITIONS`, ...) and waits for its answer.
-    func control(_ command: String) throws {
+    func control(_ command: String) async throws {
         input.fileHandleForWriting.write(Data((command + "\n").utf8))
-        guard let answer = Self.readLine(output.fileHandleForReading), answer == "ok" else {
+        guard let answer = await readLine(), answer == "ok" else {
             throw BenchError("regen broker refused '\(command)'")
         }
     }
 
-    private static func readLine(_ handle: FileHandle) -> String? {
-        var bytes: [UInt8] = []
-        while true {
-            let chunk = handle.readData(ofLength: 1)
-            guard let byte = chunk.first else { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }
-            if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
-            bytes.append(byte)
+    /// The broker's next line of output, read off the cooperative pool (the read blocks).
+    private func readLine() async -> String? {
+        let handle = output.fileHandleForReading
+        return await offThePool {
+            var bytes: [UInt8] = []
+            while true {
+                guard let byte = handle.readData(ofLength: 1).first else { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }
+                if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
+                bytes.append(byte)
+            }
         }
     }
 
@@ -77,14 +84,16 @@ final class RegenRun {
     var pid: Int32 { process.processIdentifier }
     var isRunning: Bool { process.isRunning }
 
-    /// The time of the first assignment, seen in the log; nil if none came within `limit`.
-    func waitForAssignment(within limit: Duration = .seconds(60)) async -> ContinuousClock.Instant? {
+    /// The time of the first assignment, seen in the log.
+    /// - Throws: `BenchError` naming the log, after stopping the run, when none came within `limit`.
+    func assignment(within limit: Duration = .seconds(90)) async throws -> ContinuousClock.Instant {
         let end = ContinuousClock.now + limit
         while ContinuousClock.now < end && process.isRunning {
             if let text = try? String(contentsOf: log, encoding: .utf8), text.contains("event=assigned") { return .now }
             try? await Task.sleep(for: .milliseconds(20))
         }
-        return nil
+        await stop()
+        throw BenchError("regen run got no assignment within \(limit); its log: \(log.path)")
     }
 
     /// Peak and current resident memory in bytes (VmHWM, VmRSS of /proc/PID/status).
@@ -144,6 +153,11 @@ final class CommitWatcher {
     func time(reaching count: Int) -> ContinuousClock.Instant? { samples.first { $0.committed >= count }?.time }
 
     func close() async { try? await probe.close() }
+}
+
+/// Runs blocking work (a pipe read, a child's exit) on a Dispatch thread, never on the cooperative pool.
+func offThePool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in DispatchQueue.global().async { continuation.resume(returning: body()) } }
 }
 
 struct BenchError: Error, CustomStringConvertible {

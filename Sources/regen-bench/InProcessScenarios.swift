@@ -18,7 +18,7 @@ extension Bench {
 
     func overhead() async throws -> [ScenarioResult] {
         let noop = try SimulatedProcessor(work: .none)
-        let iterations = calibrateCPUIterations(microseconds: 100)
+        let iterations = try await calibrateCPUIterations(microseconds: 100)
         let cpu = try SimulatedProcessor(work: .cpu(iterations: iterations))
         let noopResult = try await overhead(
             "overhead_noop", "3a. orchestrator per no-op event", processor: noop, events: scale.overheadNoopEvents, work: "none")
@@ -75,18 +75,16 @@ extension Bench {
     }
 
     /// Hashing rounds of the `cpu` work that take about `microseconds`.
-    private func calibrateCPUIterations(microseconds: Double) -> Int {
+    private func calibrateCPUIterations(microseconds: Double) async throws -> Int {
         let probe = 100_000
-        let processor = try? SimulatedProcessor(work: .cpu(iterations: probe))
+        let processor = try SimulatedProcessor(work: .cpu(iterations: probe))
         let event = ChangeEvent(id: "calibrate", changeType: .nodeUpdated, subject: "s")
         let context = EventContext(
             position: SourcePosition(topic: "t", partition: 0, offset: 0), key: "s", attempt: 1, traceparent: nil, executionID: "c")
         var best = Double.infinity
         for _ in 0..<5 {
             let start = ContinuousClock.now
-            let semaphore = DispatchSemaphore(value: 0)
-            Task { _ = try? await processor?.process(event, context: context); semaphore.signal() }
-            semaphore.wait()
+            _ = try await processor.process(event, context: context)
             best = min(best, (ContinuousClock.now - start).seconds)
         }
         return max(1, Int(Double(probe) * microseconds / (best * 1e6)))

@@ -29,7 +29,7 @@ func wallMicroseconds() -> Int64 {
 }
 
 extension Bench {
-    func createTopic(_ name: String, partitions: Int) throws { try broker.control("topic \(name) \(partitions)") }
+    func createTopic(_ name: String, partitions: Int) async throws { try await broker.control("topic \(name) \(partitions)") }
 
     /// Produces generated events `0..<count` (over `keys` subjects) with `kcat -P` in large
     /// batches, as a batching producer fills a real topic (records sent one by one land as
@@ -89,15 +89,11 @@ extension Bench {
         limit: Double
     ) async throws -> RunOutcome {
         let group = nextName(topic)
-        let watcher = try CommitWatcher(connection: broker.connection, group: group, topic: topic, partitions: partitions, logger: logger)
         let run = try RegenRun(
             regen: regen, yaml: yaml(topic: topic, group: group, processor: processor, orchestrator: orchestrator, telemetry: telemetry),
             directory: directory, name: group, logLevel: regenLogLevel)
-        guard let assigned = await run.waitForAssignment(within: .seconds(90)) else {
-            _ = await run.stop()
-            await watcher.close()
-            throw BenchError("regen run got no assignment within 90 s; its log: \(run.log.path)")
-        }
+        let assigned = try await run.assignment()
+        let watcher = try CommitWatcher(connection: broker.connection, group: group, topic: topic, partitions: partitions, logger: logger)
         let completed: Bool
         do {
             completed = try await watcher.watch(until: events, deadline: assigned + .milliseconds(Int(limit * 1000)))
@@ -126,7 +122,7 @@ extension Bench {
 
     func drain() async throws -> ScenarioResult {
         let topic = "bench.drain", events = scale.drainEvents, partitions = scale.drainPartitions
-        try createTopic(topic, partitions: partitions)
+        try await createTopic(topic, partitions: partitions)
         let produceStart = ContinuousClock.now
         try await produce(topic, count: events, keys: 1000, prefix: "drain", partitions: partitions)
         say("   produced \(events) events over \(partitions) partitions in \(ContinuousClock.now - produceStart)")
@@ -167,9 +163,8 @@ extension Bench {
         process.standardError = FileHandle.nullDevice
         let start = ContinuousClock.now
         try process.run()
-        let data: Data = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: pipe.fileHandleForReading.readDataToEndOfFile()) }
-        }
+        let handle = pipe.fileHandleForReading
+        let data = await offThePool { handle.readDataToEndOfFile() }
         while process.isRunning { try await Task.sleep(for: .milliseconds(1)) }
         let seconds = (ContinuousClock.now - start).seconds
         return (seconds, data.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) })
@@ -179,7 +174,7 @@ extension Bench {
 
     func parallelIO() async throws -> ScenarioResult {
         let topic = "bench.parallel", events = scale.parallelEvents, concurrency = 100, seed: UInt64 = 42
-        try createTopic(topic, partitions: 16)
+        try await createTopic(topic, partitions: 16)
         try await produce(topic, count: events, keys: scale.parallelKeys, prefix: "par", partitions: 16)
         let generator = ChangeEventGenerator(keys: scale.parallelKeys, idPrefix: "par")
         let sleeps = (0..<events).reduce(Duration.zero) { $0 + SimulatedProcessor.jitter(for: generator.id($1), seed: seed, max: .milliseconds(5)) }
@@ -209,7 +204,7 @@ extension Bench {
         var completed = true
         for level in scale.scalingLevels {
             let topic = "bench.scaling.\(level)", events = min(scale.scalingMaxEvents, scale.scalingEventsPerLevel * level)
-            try createTopic(topic, partitions: 16)
+            try await createTopic(topic, partitions: 16)
             try await produce(topic, count: events, keys: 1000, prefix: "scale\(level)", partitions: 16)
             let outcome = try await runRegen(
                 topic: topic, partitions: 16, events: events, processor: "type: simulate\n  simulate: { work: sleep, sleepMs: 5 }",
@@ -247,10 +242,9 @@ extension Bench {
     func latency() async throws -> ScenarioResult {
         let topic = "bench.latency", partitions = scale.latencyPartitions
         let total = Int(Double(scale.latencyRate) * scale.latencySeconds)
-        try createTopic(topic, partitions: partitions)
+        try await createTopic(topic, partitions: partitions)
         let group = nextName(topic)
         let ledger = directory.appendingPathComponent("\(group).ledger").path
-        let watcher = try CommitWatcher(connection: broker.connection, group: group, topic: topic, partitions: partitions, logger: logger)
         // The embedded broker holds an idle fetch for the whole fetch.wait.max.ms (Kafka answers
         // as soon as data arrives), so both readers here wait at most 10 ms, like kcat above.
         let cycle = ["cycle: { maxEvents: 10000, maxWaitMs: 100 }"]
@@ -260,11 +254,8 @@ extension Bench {
                 topic: topic, group: group, processor: "type: simulate\n  simulate: { work: none, ledger: \(ledger), ledgerTimestamps: true }",
                 orchestrator: cycle, fetchWaitMaxMs: 10),
             directory: directory, name: group, logLevel: regenLogLevel)
-        guard await run.waitForAssignment(within: .seconds(90)) != nil else {
-            _ = await run.stop()
-            await watcher.close()
-            throw BenchError("regen run got no assignment within 90 s; its log: \(run.log.path)")
-        }
+        _ = try await run.assignment()
+        let watcher = try CommitWatcher(connection: broker.connection, group: group, topic: topic, partitions: partitions, logger: logger)
         let sent = try await Self.producePaced(
             connection: broker.connection, logger: logger, topic: topic, total: total, rate: scale.latencyRate, prefix: "lat")
         let completed = try await watcher.watch(until: total, deadline: .now + .seconds(90))
@@ -345,7 +336,7 @@ extension Bench {
     /// The same paced stream read by a bare `KafkaConsumer` poll loop: the latency floor.
     func bareConsumerLatency(partitions: Int, total: Int) async throws -> (histogram: Histogram<UInt64>, received: Int) {
         let topic = "bench.latency.base"
-        try createTopic(topic, partitions: partitions)
+        try await createTopic(topic, partitions: partitions)
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(connection: broker.connection, groupID: nextName(topic), fetchWaitMax: .milliseconds(10)),
             logger: logger)
@@ -376,7 +367,7 @@ extension Bench {
 
     func template() async throws -> ScenarioResult {
         let topic = "bench.template", events = scale.templateEvents
-        try createTopic(topic, partitions: 32)
+        try await createTopic(topic, partitions: 32)
         try await produce(topic, count: events, keys: scale.templateSubjects, prefix: "tpl", partitions: 32)
         let telemetry = nextName("bench.template.telemetry")
         let output = directory.appendingPathComponent(nextName("template-output")).path
@@ -434,11 +425,11 @@ extension Bench {
 
     func soak(minutes: Double, rate: Int, output: String) async throws {
         let topic = "bench.soak", partitions = 128
-        try createTopic(topic, partitions: partitions)
+        try await createTopic(topic, partitions: partitions)
         let group = nextName(topic)
         let run = try RegenRun(
             regen: regen, yaml: yaml(topic: topic, group: group, processor: Self.noop), directory: directory, name: group, logLevel: regenLogLevel)
-        guard await run.waitForAssignment(within: .seconds(90)) != nil else { throw BenchError("no assignment; see \(run.log.path)") }
+        _ = try await run.assignment()
         let watcher = try CommitWatcher(connection: broker.connection, group: group, topic: topic, partitions: partitions, logger: logger)
         var samples: [[String: Double]] = []
         func sample(_ minute: Double) async throws {
