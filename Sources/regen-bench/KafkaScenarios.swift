@@ -287,7 +287,11 @@ extension Bench {
                 ]),
             ratio: p99 / max(Double(base.histogram.valueAtPercentile(99)) / 1000, 1e-9), ratioMeaning: "regen p99 ÷ bare consumer p99",
             completed: completed,
-            counts: ["produced": total, "processed": processed, "committed": watcher.samples.last?.committed ?? 0, "baseline_received": base.received],
+            counts: [
+                "produced": total, "processed": processed, "committed": watcher.samples.last?.committed ?? 0,
+                "baseline_received": base.received, "baseline_partitions": partitions,
+                "baseline_partitions_received": base.partitionsReceived, "baseline_partitions_assigned_at_end": base.partitionsAssigned,
+            ],
             settings: [
                 "rate": "\(scale.latencyRate)/s for \(scale.latencySeconds) s", "partitions": "\(partitions)",
                 "regen": cycle.joined() + ", kafka.fetchWaitMaxMs: 10, simulate work: none, ledger with timestamps",
@@ -334,33 +338,44 @@ extension Bench {
     }
 
     /// The same paced stream read by a bare `KafkaConsumer` poll loop: the latency floor.
-    func bareConsumerLatency(partitions: Int, total: Int) async throws -> (histogram: Histogram<UInt64>, received: Int) {
+    func bareConsumerLatency(
+        partitions: Int, total: Int
+    ) async throws -> (histogram: Histogram<UInt64>, received: Int, partitionsReceived: Int, partitionsAssigned: Int) {
         let topic = "bench.latency.base"
         try await createTopic(topic, partitions: partitions)
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(connection: broker.connection, groupID: nextName(topic), fetchWaitMax: .milliseconds(10)),
             logger: logger)
         try await consumer.subscribe([topic])
+        // Produce only once the consumer owns every partition: an assignment may come in
+        // parts, and records of a partition assigned late would not be a latency at all.
         let joinDeadline = ContinuousClock.now + .seconds(60)
-        while consumer.assignment.isEmpty && ContinuousClock.now < joinDeadline {
+        while consumer.assignment.count < partitions && ContinuousClock.now < joinDeadline {
             _ = try await consumer.poll(maxMessages: 1, timeout: .milliseconds(100))
+        }
+        guard consumer.assignment.count == partitions else {
+            try await consumer.close()
+            throw BenchError("the bare consumer owns \(consumer.assignment.count) of \(partitions) partitions after 60 s")
         }
         let (connection, logger, rate) = (broker.connection, logger, scale.latencyRate)
         async let production = Self.producePaced(connection: connection, logger: logger, topic: topic, total: total, rate: rate, prefix: "base")
         var arrivals: [(id: String, at: Int64)] = []
         arrivals.reserveCapacity(total)
+        var partitionsReceived: Set<Int> = []
         let deadline = ContinuousClock.now + .seconds(scale.latencySeconds + 60)
         while arrivals.count < total && ContinuousClock.now < deadline {
             for message in try await consumer.poll(maxMessages: 1000, timeout: .milliseconds(100)) {
                 let at = wallMicroseconds()
+                partitionsReceived.insert(message.partition)
                 if let event = try? ChangeEvent.decode(message.value) { arrivals.append((event.id, at)) }
             }
         }
         let sent = try await production
+        let partitionsAssigned = consumer.assignment.count
         try await consumer.close()
         var histogram = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
         for arrival in arrivals { if let start = sent[arrival.id] { histogram.record(UInt64(max(0, arrival.at - start))) } }
-        return (histogram, arrivals.count)
+        return (histogram, arrivals.count, partitionsReceived.count, partitionsAssigned)
     }
 
     // MARK: 7. Template

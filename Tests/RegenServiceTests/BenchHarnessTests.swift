@@ -65,7 +65,7 @@ struct BenchHarnessTests {
         for level in [1, 2, 4] { #expect(scaling["committed_\(level)"] != nil && scaling["committed_\(level)"] == scaling["produced_\(level)"]) }
         let latency = counts("latency")
         #expect(latency["processed"] == latency["produced"] && latency["committed"] == latency["produced"])
-        #expect(latency["baseline_received"] == latency["produced"])
+        #expect(latency["baseline_received"] == latency["produced"], "the bare consumer's counts: \(latency)")
 
         let parser = XMLParser(data: try Data(contentsOf: chart))
         #expect(parser.parse(), "the chart is not well-formed SVG")
