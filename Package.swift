@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "regen-bench", targets: ["regen-bench"]),
         .library(name: "RdKafka", targets: ["RdKafka"]),
         .library(name: "Orchestration", targets: ["Orchestration"]),
+        .library(name: "DecoderOracle", targets: ["DecoderOracle"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -40,6 +41,11 @@ let package = Package(
         .target(
             name: "Orchestration",
             dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "DecoderOracle",
+            dependencies: ["Orchestration"],
             swiftSettings: strictSwift
         ),
         .target(
@@ -88,7 +94,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OrchestrationTests",
-            dependencies: ["Orchestration"],
+            dependencies: ["Orchestration", "DecoderOracle"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -20,28 +20,18 @@ extension ChangeEvent {
     /// The largest record accepted; larger ones are rejected before parsing.
     public static let defaultMaxBytes = 1 << 20
 
-    /// Decodes and validates a change event from its JSON bytes.
+    /// Decodes and validates a change event from its JSON bytes, in one pass over them
+    /// (`ChangeEventDecoder`; the README's "Wire format" says what is accepted).
     /// - Throws: `InvalidChangeEvent` naming the field: missing, of the wrong type,
     ///   an unknown `change_type`, a bad timestamp, an empty id or subject, an edge change
-    ///   without predicate/object, not JSON, or larger than `maxBytes`.
+    ///   without predicate/object; or, for the record as a whole, not JSON (saying where
+    ///   and why), empty, or larger than `maxBytes`.
     public static func decode(_ bytes: [UInt8]?, maxBytes: Int = defaultMaxBytes) throws(InvalidChangeEvent) -> ChangeEvent {
         guard let bytes, !bytes.isEmpty else { throw InvalidChangeEvent(field: nil, reason: "empty record (no value)") }
         guard bytes.count <= maxBytes else {
             throw InvalidChangeEvent(field: nil, reason: "record of \(bytes.count) bytes exceeds the limit of \(maxBytes)")
         }
-        let event: ChangeEvent
-        do {
-            event = try JSONDecoder().decode(ChangeEvent.self, from: Data(bytes))
-        } catch let error as DecodingError {
-            var problem = DecodingProblem(error)
-            // Foundation's parser says only "not valid JSON"; say where and why.
-            if problem.field == nil, case .dataCorrupted = error, let syntax = JSONSyntaxProblem.find(in: bytes) {
-                problem.reason = "not valid JSON: \(syntax)"
-            }
-            throw InvalidChangeEvent(field: problem.field, reason: problem.reason)
-        } catch {
-            throw InvalidChangeEvent(field: nil, reason: "\(error)")
-        }
+        let event = try ChangeEventDecoder.decode(bytes)
         try event.validate()
         return event
     }
