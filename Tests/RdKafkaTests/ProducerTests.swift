@@ -78,4 +78,51 @@ struct ProducerTests {
         await #expect(throws: KafkaError.self) { try await pending.value }
         await #expect(throws: KafkaError.self) { try await producer.send(topic: topic, key: nil, value: [2]) }
     }
+
+    @Test("Sends racing close: each is acknowledged (and then in the topic) or fails; none crashes or hangs")
+    func sendsRacingClose() async throws {
+        let test = try TestCluster(brokers: 1)
+        for round in 0..<3 {
+            let topic = uniqueName("race")
+            try await test.cluster.createTopic(topic, partitions: 1)
+            let producer = try test.producer()
+            try await producer.send(topic: topic, key: nil, value: [0])
+            let sends = Task {
+                await withTaskGroup(of: Int.self) { group in
+                    for _ in 0..<8 {
+                        group.addTask {
+                            var acknowledged = 0
+                            while (try? await producer.send(topic: topic, key: nil, value: [1])) != nil { acknowledged += 1 }
+                            return acknowledged
+                        }
+                    }
+                    return await group.reduce(0, +)
+                }
+            }
+            try await Task.sleep(for: .milliseconds(100 + round * 50))
+            try? await producer.close(timeout: .milliseconds(200))
+            let acknowledged = await sends.value
+            #expect(acknowledged > 0, "round \(round): nothing was sent before the close")
+            await #expect(throws: KafkaError.self) { try await producer.send(topic: topic, key: nil, value: [2]) }
+            let consumer = try await test.consumer(group: uniqueName("g"), topics: [topic])
+            let records = try await receive(1 + acknowledged, from: consumer)
+            #expect(records.count == 1 + acknowledged, "round \(round)")
+            try await consumer.close()
+        }
+    }
+
+    @Test("A producer that failed fatally says so on every send, instead of failing each record with its symptom")
+    func fatalErrorIsReported() async throws {
+        let test = try TestCluster(brokers: 1)
+        let topic = uniqueName("fatal")
+        try await test.cluster.createTopic(topic, partitions: 1)
+        // Refused authorization for its producer id is fatal to an idempotent producer.
+        try await test.cluster.injectErrors([KafkaResponseCode(rawValue: 31)], for: KafkaAPIKey(rawValue: 22))
+        let producer = try test.producer()
+        let first = await #expect(throws: KafkaError.self) { try await producer.send(topic: topic, key: nil, value: [1]) }
+        let second = await #expect(throws: KafkaError.self) { try await producer.send(topic: topic, key: nil, value: [2]) }
+        #expect(first?.isFatal == true, "\(String(describing: first))")
+        #expect(second?.isFatal == true, "\(String(describing: second))")
+        try? await producer.close(timeout: .seconds(1))
+    }
 }

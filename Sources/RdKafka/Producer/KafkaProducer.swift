@@ -49,23 +49,32 @@ public final class KafkaProducer: Sendable {
     /// Sends one record and waits for the broker's acknowledgement. Waits (without
     /// blocking a thread) while librdkafka's local queue is full.
     /// - Throws: `KafkaError` with the delivery error (e.g. `_MSG_TIMED_OUT` after the
-    ///   delivery timeout), or `.closed`.
+    ///   delivery timeout), `.closed`, or the fatal error that made the producer unusable
+    ///   (`isFatal`; e.g. an idempotent producer's broken sequence).
     @discardableResult
     public func send(
         topic: String, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader] = [], partition: Int? = nil
     ) async throws -> DeliveryReport {
         while true {
-            guard phase.withLock({ $0 }) == .open else { throw KafkaError.closed("producer") }
+            if let fatal = context.fatalError { throw fatal }
             do {
                 return try await withCheckedThrowingContinuation { continuation in
                     let box = Unmanaged.passRetained(DeliveryPromise(continuation))
-                    if let error = enqueue(topic, key, value, headers, partition, opaque: box.toOpaque()) {
+                    // Under the phase lock, so close() cannot destroy the handle mid-enqueue:
+                    // it marks the producer closed under the same lock before tearing down.
+                    let error = phase.withLock { phase in
+                        phase == .open ? enqueue(topic, key, value, headers, partition, opaque: box.toOpaque()) : .closed("producer")
+                    }
+                    if let error {
                         box.release()
                         continuation.resume(throwing: error)
                     }
                 }
             } catch let error as KafkaError where error.responseCode == .queueFull {
                 try await Task.sleep(for: .milliseconds(5))
+            } catch {
+                // A record failed because the producer failed fatally: say that, not the symptom.
+                throw context.fatalError ?? error
             }
         }
     }
