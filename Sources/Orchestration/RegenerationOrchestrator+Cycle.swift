@@ -20,6 +20,14 @@ extension RegenerationOrchestrator {
         let dispatcher = dispatcher(for: executionID)
         var report = await dispatcher.dispatch(plan, concurrency: concurrency)
         let completion = await complete(&report, plan: plan, dispatcher: dispatcher, executionID: executionID)
+        if let reason = dispatcher.deadLetterFailures.unusable {
+            logger.critical("the dead-letter sink cannot store anything any more; stopping without committing this cycle", metadata: ["error": "\(reason)"])
+            await emit(
+                .performanceAlert, component: "dead_letter", data: ["error": .string(reason), "execution_id": .string(executionID.uuidString.lowercased())],
+                tags: ["reason": "dead_letter_unusable", "severity": "critical"])
+            throw OrchestrationError.deadLetterSinkUnusable(reason)
+        }
+        let deadLetterBackoff = await noteDeadLetterFailures(in: report, dispatcher: dispatcher)
         var execution = summarize(
             report, plan: plan, id: executionID, startedAt: startedAt,
             duration: environment.clock.now - start, concurrency: concurrency)
@@ -28,8 +36,8 @@ extension RegenerationOrchestrator {
         recorder.record(execution)
         await publish(execution)
         await checkPerformance(execution)
-        // After a completion failure, wait before the caller reads the same records again.
-        if let backoff = completion.backoff { try? await environment.clock.sleep(for: backoff) }
+        // After a completion or dead-letter failure, wait before the caller reads the same records again.
+        if let backoff = [completion.backoff, deadLetterBackoff].compactMap({ $0 }).max() { try? await environment.clock.sleep(for: backoff) }
         return CycleResult(execution: execution, partitions: Self.progress(of: cycle, results: report.results))
     }
 
@@ -73,6 +81,37 @@ extension RegenerationOrchestrator {
         }
         if !completion.rejected.isEmpty { await deadLetterRejected(completion.rejected, in: &report, plan: plan, dispatcher: dispatcher) }
         return (completion.report, nil)
+    }
+
+    /// Counts the cycle's records whose dead letter was not stored. While that goes on
+    /// cycle after cycle, the caller is held back for a backoff that grows with each one
+    /// (the records are read again: without it the same window would be re-processed as
+    /// fast as the sink fails), and a `dead_letter_failing` alert says so with the error.
+    private func noteDeadLetterFailures(in report: CycleDispatcher.Report, dispatcher: CycleDispatcher) async -> Duration? {
+        let failed = report.results.count { result in
+            if case .notDone(.deadLetterFailed, _) = result.outcome { true } else { false }
+        }
+        guard failed > 0 else {
+            if deadLetterFailures > 0 {
+                logger.notice("dead letters are stored again", metadata: ["afterFailures": "\(deadLetterFailures)"])
+                deadLetterFailures = 0
+            }
+            return nil
+        }
+        deadLetterFailures += 1
+        let backoff = config.retry.ceiling(afterAttempt: deadLetterFailures)
+        let error = dispatcher.deadLetterFailures.first ?? "unknown"
+        logger.error(
+            "dead letters not stored; their records will be read again",
+            metadata: ["records": "\(failed)", "error": "\(error)", "consecutiveFailures": "\(deadLetterFailures)", "backoffMs": "\(backoff.milliseconds)"])
+        await emit(
+            .performanceAlert, component: "dead_letter",
+            data: [
+                "records": .int(failed), "error": .string(error), "consecutive_failures": .int(deadLetterFailures),
+                "backoff_ms": .number(backoff.milliseconds),
+            ],
+            tags: ["reason": "dead_letter_failing", "severity": "alert"])
+        return backoff
     }
 
     /// Dead-letters the events the processor rejected. One whose dead letter is not stored

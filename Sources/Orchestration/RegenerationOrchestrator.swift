@@ -27,6 +27,8 @@ public actor RegenerationOrchestrator {
     var cyclesInFlight = 0
     /// Cycle completions failed in a row (the processor's completeCycle threw).
     var completionFailures = 0
+    /// Cycles in a row in which some dead letter could not be stored.
+    var deadLetterFailures = 0
     var idleWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// Creates an orchestrator; it processes nothing until ``start()``.

@@ -119,4 +119,49 @@ struct FailureTests {
         #expect(result.execution.notDone == 3 && result.execution.tasksFailed == 1)
         await harness.orchestrator.stop()
     }
+
+    @Test("Dead letters failing cycle after cycle back off exponentially to the cap with a dead_letter_failing alert naming the error, and recover")
+    func deadLetterOutageBacksOff() async throws {
+        let clock = FastForwardClock()
+        let harness = try await Harness(environment: Fixtures.environment(clock: clock))
+        harness.deadLetters.failing = true
+        let invalid = Fixtures.record(offset: 0, subject: "k", value: Array("not json".utf8))
+        for _ in 0..<6 {
+            let result = try await harness.orchestrator.executeCycle(Cycle(records: [invalid]))
+            #expect(result.execution.notDone == 1 && result.partitions.first?.commitOffset == nil)
+        }
+        // Retry policy of the fixtures: 100 ms, doubling, at most 1 s.
+        #expect(clock.sleeps == [100, 200, 400, 800, 1000, 1000].map { Duration.milliseconds($0) })
+        let alerts = harness.telemetry.tagged(.performanceAlert, "reason", "dead_letter_failing")
+        #expect(alerts.map { $0.data["consecutive_failures"] } == (1...6).map { JSONValue.int($0) })
+        #expect(alerts.last?.data["records"] == .int(1) && alerts.last?.data["backoff_ms"] == .number(1000))
+        #expect(alerts.last?.data["error"]?.stringValue?.contains("Unavailable") == true)
+
+        harness.deadLetters.failing = false
+        let recovered = try await harness.orchestrator.executeCycle(Cycle(records: [invalid]))
+        #expect(recovered.execution.deadLettered == 1 && recovered.partitions.first?.commitOffset == 1)
+        #expect(clock.sleeps.count == 6, "a cycle whose dead letters are stored waits for nothing")
+        harness.deadLetters.failing = true
+        _ = try await harness.orchestrator.executeCycle(Cycle(records: [invalid]))
+        #expect(clock.sleeps.last == .milliseconds(100), "the backoff starts over after a success")
+        await harness.orchestrator.stop()
+    }
+
+    @Test("A dead-letter sink that is unusable for good fails the cycle: nothing of it is returned to commit, and a critical alert says why")
+    func unusableDeadLetterSinkStops() async throws {
+        struct Fenced: DeadLetterSink {
+            func deadLetter(_ letter: DeadLetter) async throws { throw SinkUnusable(reason: "producer fenced") }
+        }
+        let telemetry = RecordingTelemetry()
+        let orchestrator = try RegenerationOrchestrator(
+            config: Fixtures.config(), processor: ClosureProcessor { _, _ in .none }, telemetry: telemetry, deadLetters: Fenced(),
+            environment: Fixtures.environment())
+        try await orchestrator.start()
+        let records = [Fixtures.record(offset: 0, subject: "a"), Fixtures.record(offset: 1, subject: "b", value: Array("{".utf8))]
+        let error = await #expect(throws: OrchestrationError.self) { try await orchestrator.executeCycle(Cycle(records: records)) }
+        #expect(error?.code == .deadLetterSinkUnusable && error?.reason == "producer fenced")
+        let alert = telemetry.tagged(.performanceAlert, "reason", "dead_letter_unusable").first
+        #expect(alert?.data["error"] == .string("producer fenced") && alert?.tags["severity"] == "critical")
+        await orchestrator.stop()
+    }
 }

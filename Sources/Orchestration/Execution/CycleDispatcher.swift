@@ -14,6 +14,8 @@ struct CycleDispatcher: Sendable {
     let environment: OrchestrationEnvironment
     let logger: Logger
     let executionID: String
+    /// What went wrong with dead letters in this cycle.
+    let deadLetterFailures = DeadLetterFailures()
 
     struct Report {
         var results: [RecordResult]
@@ -139,10 +141,26 @@ struct CycleDispatcher: Sendable {
             logger.warning("dead-lettered", metadata: ["position": "\(record.position)", "reason": "\(reason)"])
             return .deadLettered(invalidInput: invalidInput)
         } catch {
+            deadLetterFailures.record(error)
             logger.error(
                 "dead letter not stored; record left for redelivery",
                 metadata: ["position": "\(record.position)", "error": "\(error)"])
             return .notDone(.deadLetterFailed, processingFailed: !invalidInput)
+        }
+    }
+}
+
+/// The first dead-letter error of a cycle, and whether the sink said it is unusable.
+final class DeadLetterFailures: Sendable {
+    private let state = Mutex<(first: String?, unusable: String?)>((nil, nil))
+
+    var first: String? { state.withLock { $0.first } }
+    var unusable: String? { state.withLock { $0.unusable } }
+
+    func record(_ error: any Error) {
+        state.withLock { state in
+            if state.first == nil { state.first = "\(error)" }
+            if state.unusable == nil, let unusable = error as? SinkUnusable { state.unusable = unusable.reason }
         }
     }
 }

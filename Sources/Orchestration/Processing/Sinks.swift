@@ -28,6 +28,20 @@ public struct DeadLetter: Sendable, Hashable {
 /// Stores dead letters durably. A record counts as done only once `deadLetter` returned.
 public protocol DeadLetterSink: Sendable {
     /// Stores the dead letter and returns once it is acknowledged.
-    /// - Throws: when it was not stored; the record then stays not done and is read again.
+    /// - Throws: when it was not stored; the record then stays not done and is read again
+    ///   (after a backoff that grows while dead letters keep failing). `SinkUnusable` when
+    ///   the sink can never store anything again: the orchestrator then stops.
     func deadLetter(_ letter: DeadLetter) async throws
+}
+
+/// Thrown by a sink that can never work again, such as one whose producer failed
+/// fatally: retrying is pointless, so the cycle fails and nothing of it is committed.
+public struct SinkUnusable: Error, Sendable, CustomStringConvertible {
+    /// Why, in words for an operator.
+    public let reason: String
+
+    /// Creates the error.
+    public init(reason: String) { self.reason = reason }
+
+    public var description: String { reason }
 }

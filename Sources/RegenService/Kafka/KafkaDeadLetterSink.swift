@@ -2,7 +2,9 @@ import Orchestration
 import RdKafka
 
 /// Writes dead letters to the dead-letter topic with the original key, value and
-/// headers, plus why and where from. Returns only once the broker acknowledged.
+/// headers, plus why and where from. Returns only once the broker acknowledged. A
+/// producer that failed fatally makes the sink unusable (`SinkUnusable`): the service
+/// then stops with exit 1 rather than read the same records again forever.
 struct KafkaDeadLetterSink: DeadLetterSink {
     let producer: KafkaProducer
     let topic: String
@@ -18,6 +20,10 @@ struct KafkaDeadLetterSink: DeadLetterSink {
             KafkaHeader(key: "regen.source.partition", string: String(record.position.partition.partition)),
             KafkaHeader(key: "regen.source.offset", string: String(record.position.offset)),
         ]
-        try await producer.send(topic: topic, key: record.key, value: record.value, headers: headers)
+        do {
+            try await producer.send(topic: topic, key: record.key, value: record.value, headers: headers)
+        } catch let error as KafkaError where error.isFatal {
+            throw SinkUnusable(reason: "the dead-letter producer failed fatally: \(error)")
+        }
     }
 }
