@@ -38,6 +38,32 @@ struct RebalanceAndCommitTests {
         #expect(duplicates <= 300 * max(1, revocations), "\(duplicates) duplicates for \(revocations) revocations")
     }
 
+    @Test(
+        "Eager assignment, a cycle longer than the revocation timeout, a member joining mid-cycle: no partition stalls; nothing lost",
+        arguments: ["range", "cooperative-sticky"])
+    func slowRevocation(strategy: String) async throws {
+        let fixture = try await ServiceFixture(partitions: 4)
+        try await fixture.produce(0..<4000)
+        // Offset 0 of each partition hangs 8 s on its first attempt: the first cycle lasts
+        // 8 s, four times the 2 s revocation timeout; the others take milliseconds. While it
+        // runs, the member's buffer (4 cycles) fills and fetching is paused.
+        let config = try fixture.writeConfig(
+            orchestrator: ["eventTimeoutMs: 10000", "cycle: { maxEvents: 100, maxWaitMs: 300 }"], simulate: "hangEvery: 1000, hangMs: 8000")
+        let flags = ["--set", "kafka.assignmentStrategy=\(strategy)", "--set", "service.revocationTimeoutMs=2000"]
+        let a = try fixture.start(config: config, arguments: flags, name: "a")
+        #expect(try await fixture.waitUntilProcessed(atLeast: 5), "the first instance never started a cycle")
+        let b = try fixture.start(config: config, arguments: flags, name: "b")
+        // Both together need seconds for the rest; a stalled partition stays behind for minutes.
+        let committed = try await fixture.waitUntilCommitted(within: .seconds(90))
+        let progress = try await fixture.commitProgress()
+        #expect(committed, "stalled: \(progress)")
+        a.signal(SIGTERM)
+        b.signal(SIGTERM)
+        #expect(await a.waitForExit() == 0)
+        #expect(await b.waitForExit() == 0)
+        #expect(Set(fixture.ledger()) == fixture.goodIDs(0..<4000), "lost events")
+    }
+
     @Test("SIGTERM after joining the group but before any assignment: a clean exit, not librdkafka 2.0's abort (#4312)")
     func stopBeforeFirstAssignment() async throws {
         let fixture = try await ServiceFixture(partitions: 4)

@@ -136,6 +136,16 @@ final class ServiceFixture: Sendable {
     }
 
     /// Waits until every partition's committed offset reached its end.
+    /// Waits until the processor's ledger holds at least `count` events.
+    func waitUntilProcessed(atLeast count: Int, within limit: Duration = .seconds(60)) async throws -> Bool {
+        let end = ContinuousClock.now + limit
+        while ContinuousClock.now < end {
+            if ledger().count >= count { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
     func waitUntilCommitted(within limit: Duration = .seconds(120)) async throws -> Bool {
         let end = ContinuousClock.now + limit
         while ContinuousClock.now < end {

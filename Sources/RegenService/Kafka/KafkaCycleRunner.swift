@@ -206,17 +206,37 @@ actor KafkaCycleRunner {
         paused.subtract(partitions)
     }
 
-    /// The task's result, or nil when it fails or `limit` passes first.
+    /// The task's result, or nil when it fails or `limit` passes first. Returns at the
+    /// limit for real: a task group would wait for its child awaiting `task.value` (which
+    /// ignores cancellation) until the cycle ends, and the revoke handler would then act
+    /// on partitions long since given up, and perhaps assigned to this member again.
     private static func wait(for task: Task<CycleResult, any Error>, atMost limit: Duration) async -> CycleResult? {
-        await withTaskGroup(of: CycleResult?.self) { group in
-            group.addTask { try? await task.value }
-            group.addTask {
+        let first = FirstResult<CycleResult?>()
+        return await withCheckedContinuation { continuation in
+            first.set(continuation)
+            Task { first.resume(with: try? await task.value) }
+            Task {
                 try? await Task.sleep(for: max(limit, .zero))
-                return nil
+                first.resume(with: nil)
             }
-            defer { group.cancelAll() }
-            return await group.next() ?? nil
         }
+    }
+}
+
+/// A continuation resumed by the first of several racers; the others change nothing.
+/// The racers start after `set`.
+private final class FirstResult<Value: Sendable>: Sendable {
+    private let continuation = Mutex<CheckedContinuation<Value, Never>?>(nil)
+
+    func set(_ continuation: CheckedContinuation<Value, Never>) {
+        self.continuation.withLock { $0 = continuation }
+    }
+
+    func resume(with value: Value) {
+        continuation.withLock { continuation in
+            defer { continuation = nil }
+            return continuation
+        }?.resume(returning: value)
     }
 }
 
