@@ -4,7 +4,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release test chaos fuzz bench soak demo broker clean
+.PHONY: deps build release test chaos fuzz fuzz-diff bench soak demo broker clean
 
 # kcat is the benchmark's baseline (make test runs the benchmark harness at a tiny size).
 deps:
@@ -39,12 +39,26 @@ chaos: deps
 # inputs that reach new code are merged into the kept corpus (Fuzz/corpus/decoder, replayed
 # by make test), crashes are written to Fuzz/findings/.
 FUZZ_SECONDS ?= 120
+# SwiftPM 6.3 passes --sanitize fuzzer only to the link step; without -Xswiftc the code is
+# not instrumented for coverage and libFuzzer mutates blindly.
+FUZZ_BUILD = $(SWIFT) build -c release --sanitize fuzzer --sanitize address -Xswiftc -sanitize=fuzzer,address
 fuzz: deps
-	cd Fuzz && $(SWIFT) build -c release --sanitize fuzzer --sanitize address
+	cd Fuzz && $(FUZZ_BUILD)
 	rm -rf .build/fuzz-scratch && mkdir -p .build/fuzz-scratch Fuzz/findings
 	Fuzz/.build/release/DecoderFuzzer -max_total_time=$(FUZZ_SECONDS) -dict=Fuzz/json.dict \
 		-artifact_prefix=Fuzz/findings/ .build/fuzz-scratch Fuzz/corpus/decoder
 	Fuzz/.build/release/DecoderFuzzer -merge=1 Fuzz/corpus/decoder .build/fuzz-scratch
+
+# Differential fuzzing for FUZZ_SECONDS: ChangeEvent.decode against the Foundation-based
+# reference decoder (Sources/DecoderOracle), which must agree as DecoderDifferential says.
+# Starts from both kept corpora; what reaches new code is merged into
+# Fuzz/corpus/differential (replayed by make test); disagreements go to Fuzz/findings/.
+fuzz-diff: deps
+	cd Fuzz && $(FUZZ_BUILD)
+	rm -rf .build/fuzz-diff-scratch && mkdir -p .build/fuzz-diff-scratch Fuzz/findings Fuzz/corpus/differential
+	Fuzz/.build/release/DifferentialFuzzer -max_total_time=$(FUZZ_SECONDS) -dict=Fuzz/json.dict \
+		-artifact_prefix=Fuzz/findings/ .build/fuzz-diff-scratch Fuzz/corpus/differential Fuzz/corpus/decoder
+	Fuzz/.build/release/DifferentialFuzzer -merge=1 Fuzz/corpus/differential .build/fuzz-diff-scratch
 
 # Every benchmark scenario against its baseline, measured in the same run (BENCHMARKS.md):
 # prints a table, writes bench-results.json and the chart docs/bench-scaling.svg. About 8

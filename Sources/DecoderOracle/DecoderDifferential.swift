@@ -48,8 +48,11 @@ public enum DecoderDifferential {
         case (.success(let event), .failure(let error)):
             return "accepted \(event) though the reference refuses: \(error)"
         case (.failure(let error), .failure(let expected)):
-            // The reference took the timestamp and refused a field checked after it.
-            if refusesTimestampOnPurpose(bytes, error), let field = expected.field, !["id", "change_type", "timestamp"].contains(topLevel(field)) {
+            // The reference took the timestamp and refused something it checks after it:
+            // a later field, or a value check (an empty id, a missing predicate...).
+            if refusesTimestampOnPurpose(bytes, error), let field = expected.field,
+                !["id", "change_type", "timestamp"].contains(topLevel(field)) || expected.reason == "must not be empty"
+            {
                 return nil
             }
             let field = error.field.map(topLevel)

@@ -5,7 +5,7 @@ import Testing
 
 @Suite("Change-event decoder against the Foundation-based reference")
 struct DecoderDifferentialTests {
-    static let corpora = ["decoder"]
+    static let corpora = ["decoder", "differential"]
 
     static func corpus(_ name: String) throws -> [URL] {
         let directory = URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../Fuzz/corpus/\(name)").standardized

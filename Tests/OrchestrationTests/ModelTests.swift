@@ -100,9 +100,9 @@ struct ModelTests {
         #expect(try ChangeEvent.decode(Array(#"{"id":"a\u0000b","change_type":"node_added","timestamp":"2025-10-10T12:00:00Z","subject":"s"}"#.utf8)).id == "a\u{0}b")
     }
 
-    @Test("Every input of the fuzzer's kept corpus decodes to an event that round-trips, or is refused with a reason")
-    func fuzzCorpus() throws {
-        let directory = URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../Fuzz/corpus/decoder").standardized
+    @Test("Every input of the fuzzers' kept corpora decodes to an event that round-trips, or is refused with a reason", arguments: ["decoder", "differential"])
+    func fuzzCorpus(name: String) throws {
+        let directory = URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../Fuzz/corpus/\(name)").standardized
         let files = try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
         #expect(files.count >= 18, "the corpus is missing from \(directory.path)")
         var decoded = 0
