@@ -77,12 +77,17 @@ struct ChangeEventDecoder: ~Copyable {
         case .syntax(let problem): syntax = problem
         }
         let detail: String
+        if case .unexpected(let at) = syntax, at < 4, base[at] == 0 || (at == 0 && (base[at] == 0xFE || base[at] == 0xFF)) {
+            return InvalidChangeEvent(
+                field: nil, reason: "not valid JSON: the record looks like UTF-16 or UTF-32 text at byte \(at); change events must be UTF-8")
+        }
+        // As before: bytes that are not UTF-8 anywhere in the record are named first.
+        let invalid = Self.firstInvalidUTF8(UnsafeBufferPointer(start: base, count: end))
+        if invalid < end { return InvalidChangeEvent(field: nil, reason: "not valid JSON: invalid UTF-8 at byte \(invalid)") }
         switch syntax {
         case .unexpected(let at):
             let byte = base[at]
-            if at < 4 && (byte == 0 || (at == 0 && (byte == 0xFE || byte == 0xFF))) {
-                detail = "the record looks like UTF-16 or UTF-32 text at byte \(at); change events must be UTF-8"
-            } else if byte >= 0x20 && byte < 0x7F {
+            if byte >= 0x20 && byte < 0x7F {
                 detail = "unexpected '\(Character(Unicode.Scalar(byte)))' at byte \(at)"
             } else {
                 detail = "unexpected byte 0x\(Self.hex(byte)) at byte \(at)"
@@ -118,7 +123,7 @@ struct ChangeEventDecoder: ~Copyable {
         return digits.count == 1 ? "0" + digits : digits
     }
 
-    /// Offset of the first byte that is not valid UTF-8 in `bytes` (which hold some).
+    /// Offset of the first byte that is not valid UTF-8 in `bytes`, or their count.
     private static func firstInvalidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
         var parser = Unicode.UTF8.ForwardParser()
         var iterator = bytes.makeIterator()
