@@ -1,4 +1,5 @@
 import RdKafka
+import Synchronization
 import Testing
 
 @Suite("Producer against the embedded cluster", .timeLimit(.minutes(3)))
@@ -87,22 +88,27 @@ struct ProducerTests {
             try await test.cluster.createTopic(topic, partitions: 1)
             let producer = try test.producer()
             try await producer.send(topic: topic, key: nil, value: [0])
+            let counted = AcknowledgedCount()
             let sends = Task {
                 await withTaskGroup(of: Int.self) { group in
                     for _ in 0..<8 {
                         group.addTask {
                             var acknowledged = 0
-                            while (try? await producer.send(topic: topic, key: nil, value: [1])) != nil { acknowledged += 1 }
+                            while (try? await producer.send(topic: topic, key: nil, value: [1])) != nil {
+                                acknowledged += 1
+                                counted.add()
+                            }
                             return acknowledged
                         }
                     }
                     return await group.reduce(0, +)
                 }
             }
-            try await Task.sleep(for: .milliseconds(100 + round * 50))
+            // Close while the senders are busy: once some sends have landed, a little later each round.
+            while counted.value < 10 { try await Task.sleep(for: .milliseconds(5)) }
+            try await Task.sleep(for: .milliseconds(round * 20))
             try? await producer.close(timeout: .milliseconds(200))
             let acknowledged = await sends.value
-            #expect(acknowledged > 0, "round \(round): nothing was sent before the close")
             await #expect(throws: KafkaError.self) { try await producer.send(topic: topic, key: nil, value: [2]) }
             let consumer = try await test.consumer(group: uniqueName("g"), topics: [topic])
             let records = try await receive(1 + acknowledged, from: consumer)
@@ -125,4 +131,11 @@ struct ProducerTests {
         #expect(second?.isFatal == true, "\(String(describing: second))")
         try? await producer.close(timeout: .seconds(1))
     }
+}
+
+/// Sends acknowledged so far, shared by the sending tasks.
+private final class AcknowledgedCount: Sendable {
+    private let count = Atomic(0)
+    var value: Int { count.load(ordering: .acquiring) }
+    func add() { count.add(1, ordering: .releasing) }
 }
