@@ -105,10 +105,23 @@ public final class KafkaConsumer: Sendable {
         let deadline = ContinuousClock.now + timeout
         var messages: [KafkaMessage] = []
         messages.reserveCapacity(min(maxMessages, 4096))
+        // Rebalance callbacks run inside rd_kafka_consumer_poll. When one gave partitions up,
+        // what this batch gathered of them before is stale: after a loss, the partition can
+        // come back and be fetched again from its committed offset, into this same batch.
+        let rebalance = context.rebalance
+        var generation = rebalance?.givenUpGeneration ?? 0
+        func dropGivenUp() {
+            guard let rebalance, rebalance.givenUpGeneration != generation else { return }
+            let gone = rebalance.givenUp(since: generation)
+            generation = rebalance.givenUpGeneration
+            messages.removeAll { gone?.contains($0.topicPartition) ?? true }
+        }
         while messages.count < maxMessages {
             let remaining = (deadline - .now).clampedMilliseconds
             // nil: the deadline passed, or wakeUp() interrupted the wait.
-            guard let message = rd_kafka_consumer_poll(handle, remaining) else { break }
+            let polled = rd_kafka_consumer_poll(handle, remaining)
+            dropGivenUp()
+            guard let message = polled else { break }
             defer { rd_kafka_message_destroy(message) }
             let err = message.pointee.err
             if err == RD_KAFKA_RESP_ERR_NO_ERROR {

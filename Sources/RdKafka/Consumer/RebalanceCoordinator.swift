@@ -14,6 +14,29 @@ final class RebalanceCoordinator: Sendable {
     private let owned = Mutex<Set<TopicPartition>>([])
     private let hold = Mutex(CommitHold())
     private let assignedOnce = Atomic(false)
+    private let givenUp = Mutex(GivenUp())
+
+    /// The partitions given up (revoked or lost), numbered, so that a batch of records
+    /// gathered across several polls can drop what it holds of them: records fetched
+    /// before a partition was given up must not sit beside the ones fetched after.
+    struct GivenUp {
+        var generation: UInt64 = 0
+        var recent: [(generation: UInt64, partitions: Set<TopicPartition>)] = []
+        static let kept = 64
+
+        mutating func record(_ partitions: Set<TopicPartition>) {
+            generation += 1
+            recent.append((generation, partitions))
+            if recent.count > Self.kept { recent.removeFirst(recent.count - Self.kept) }
+        }
+
+        /// The partitions given up after `generation`, or nil if that is too long ago to say.
+        func since(_ generation: UInt64) -> Set<TopicPartition>? {
+            guard generation < self.generation else { return [] }
+            guard let oldest = recent.first, oldest.generation <= generation + 1 else { return nil }
+            return recent.filter { $0.generation > generation }.reduce(into: []) { $0.formUnion($1.partitions) }
+        }
+    }
 
     /// When commits must not be sent: while this member is inside a rebalance. A commit
     /// sent while it rejoins carries the old generation; the broker answers
@@ -55,6 +78,12 @@ final class RebalanceCoordinator: Sendable {
     /// Whether this member has received an assignment (possibly empty) since it was created.
     var hasBeenAssigned: Bool { assignedOnce.load(ordering: .acquiring) }
 
+    /// How many times partitions have been given up so far.
+    var givenUpGeneration: UInt64 { givenUp.withLock { $0.generation } }
+
+    /// The partitions given up since `generation`, or nil when that cannot be told any more.
+    func givenUp(since generation: UInt64) -> Set<TopicPartition>? { givenUp.withLock { $0.since(generation) } }
+
     /// Whether commits are held because this member is inside a rebalance.
     var commitsHeld: Bool { hold.withLock { $0.isHeld } }
 
@@ -83,6 +112,7 @@ final class RebalanceCoordinator: Sendable {
             hold.withLock { $0.assignsToWait = max(0, $0.assignsToWait - 1) }
             notify(.assigned(partitions))
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            givenUp.withLock { $0.record(Set(partitions)) }
             if rd_kafka_assignment_lost(handle) != 0 {
                 owned.withLock { $0.subtract(partitions) }
                 hold.withLock { $0.wait(forAssigns: 1) }
