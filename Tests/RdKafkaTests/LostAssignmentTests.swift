@@ -19,13 +19,21 @@ struct LostAssignmentTests {
             // gets the partition back, fetching again from the committed offset.
             try await test.cluster.injectErrors(Array(repeating: KafkaResponseCode(rawValue: 25), count: 3), for: KafkaAPIKey(rawValue: 12))
         }
-        let batch = try await consumer.poll(maxMessages: 1_000_000, timeout: .seconds(8))
+        // Heartbeats go out every 3 s: the loss comes within the batch's 15 s.
+        let batch = try await consumer.poll(maxMessages: 1_000_000, timeout: .seconds(15))
+        let lostDuringBatch = events.lost
         try await injector.value
         let offsets = batch.map(\.offset)
-        #expect(events.lost, "the assignment was never lost: the scenario did not happen")
+        #expect(lostDuringBatch, "the assignment was not lost during the batch: the scenario did not happen")
         #expect(Set(offsets).count == offsets.count, "records from before the loss are still in the batch beside their re-fetched copies")
-        // Nothing was committed, so after the loss the partition is read again from its start.
-        #expect(Set(offsets) == Set(0..<2000), "the batch misses records")
+        // Nothing was committed, so after the loss the partition is read again from its start
+        // (on a loaded machine the re-fetch may come in later batches).
+        var seen = Set(offsets)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while seen.count < 2000 && ContinuousClock.now < deadline {
+            seen.formUnion(try await consumer.poll(maxMessages: 10_000, timeout: .milliseconds(500)).map(\.offset))
+        }
+        #expect(seen == Set(0..<2000), "records missing after the loss")
         try await consumer.close()
     }
 }
