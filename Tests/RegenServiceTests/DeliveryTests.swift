@@ -81,7 +81,8 @@ struct DeliveryTests {
         try await fixture.produce(0..<2000, malformedRatio: 0.1)
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(connection: fixture.cluster.connection()), logger: fixture.logger)
         let huge = #"{"id":"huge","change_type":"node_added","timestamp":"2025-10-10T12:00:00Z","subject":"s","source":"t","properties":{"blob":""# + String(repeating: "x", count: 300_000) + #""}}"#
-        try await producer.send(topic: fixture.input, key: Array("s".utf8), value: Array(huge.utf8))
+        let hugeAt = try await producer.send(
+            topic: fixture.input, key: Array("s".utf8), value: Array(huge.utf8), headers: [KafkaHeader(key: "x-origin", string: "upstream-7")])
         try await producer.send(topic: fixture.input, key: nil, value: nil)
         try await producer.close()
 
@@ -101,5 +102,14 @@ struct DeliveryTests {
         #expect(reasons.contains { $0.contains("exceeds the limit of 100000") })
         #expect(reasons.contains { $0.contains("empty record") })
         #expect(letters.allSatisfy { $0.header("regen.source.offset") != nil && $0.header("regen.attempts") != nil })
+        // A dead letter is the original record (key, value, headers) plus where from and why.
+        let text = { (letter: KafkaMessage, key: String) in letter.header(key)?.value.map { String(decoding: $0, as: UTF8.self) } }
+        let hugeLetter = try #require(letters.first { text($0, "regen.error")?.contains("exceeds the limit") == true })
+        #expect(hugeLetter.key == Array("s".utf8) && hugeLetter.value == Array(huge.utf8))
+        #expect(text(hugeLetter, "x-origin") == "upstream-7")
+        #expect(text(hugeLetter, "regen.invalid") == "true" && text(hugeLetter, "regen.attempts") == "0")
+        #expect(text(hugeLetter, "regen.source.topic") == fixture.input)
+        #expect(text(hugeLetter, "regen.source.partition") == String(hugeAt.partition))
+        #expect(text(hugeLetter, "regen.source.offset") == String(hugeAt.offset))
     }
 }
