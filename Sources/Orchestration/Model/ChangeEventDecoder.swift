@@ -60,7 +60,8 @@ struct ChangeEventDecoder: ~Copyable {
         case unexpected(at: Int)
         case endOfInput(insideString: Bool)
         case controlCharacter(UInt8, at: Int)
-        case invalidUTF8(from: Int, to: Int)
+        /// Not valid UTF-8; `explain` names the first such byte of the record.
+        case invalidUTF8
         case badEscape(at: Int)
         case loneSurrogate(UInt16, at: Int)
         case badNumber(at: Int)
@@ -82,24 +83,25 @@ struct ChangeEventDecoder: ~Copyable {
                 field: nil, reason: "not valid JSON: the record looks like UTF-16 or UTF-32 text at byte \(at); change events must be UTF-8")
         }
         // As before: bytes that are not UTF-8 anywhere in the record are named first.
-        let invalid = Self.firstInvalidUTF8(UnsafeBufferPointer(start: base, count: end))
-        if invalid < end { return InvalidChangeEvent(field: nil, reason: "not valid JSON: invalid UTF-8 at byte \(invalid)") }
+        if let invalid = JSONSyntaxProblem.firstInvalidUTF8(in: UnsafeBufferPointer(start: base, count: end)) {
+            return InvalidChangeEvent(field: nil, reason: "not valid JSON: invalid UTF-8 at byte \(invalid)")
+        }
         switch syntax {
         case .unexpected(let at):
             let byte = base[at]
             if byte >= 0x20 && byte < 0x7F {
                 detail = "unexpected '\(Character(Unicode.Scalar(byte)))' at byte \(at)"
             } else {
-                detail = "unexpected byte 0x\(Self.hex(byte)) at byte \(at)"
+                detail = "unexpected byte 0x\(JSONSyntaxProblem.hex(byte)) at byte \(at)"
             }
         case .endOfInput(let insideString):
             detail = insideString
                 ? "ends inside a string (truncated?)"
                 : "ends with \(depth) unclosed bracket\(depth == 1 ? "" : "s") (truncated?)"
         case .controlCharacter(let byte, let at):
-            detail = "unescaped control character 0x\(Self.hex(byte)) in a string at byte \(at)"
-        case .invalidUTF8(let from, let to):
-            detail = "invalid UTF-8 at byte \(from + Self.firstInvalidUTF8(UnsafeBufferPointer(start: base + from, count: to - from)))"
+            detail = "unescaped control character 0x\(JSONSyntaxProblem.hex(byte)) in a string at byte \(at)"
+        case .invalidUTF8:
+            detail = "invalid UTF-8"  // not reached: the check above names the byte
         case .badEscape(let at):
             detail = "invalid escape sequence in a string at byte \(at)"
         case .loneSurrogate(let unit, let at):
@@ -116,20 +118,6 @@ struct ChangeEventDecoder: ~Copyable {
             detail = "only whitespace"
         }
         return InvalidChangeEvent(field: nil, reason: "not valid JSON: \(detail)")
-    }
-
-    private static func hex(_ byte: UInt8) -> String {
-        let digits = String(byte, radix: 16, uppercase: true)
-        return digits.count == 1 ? "0" + digits : digits
-    }
-
-    /// Offset of the first byte that is not valid UTF-8 in `bytes`, or their count.
-    private static func firstInvalidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
-        var parser = Unicode.UTF8.ForwardParser()
-        var iterator = bytes.makeIterator()
-        var offset = 0
-        while case .valid(let scalar) = parser.parseScalar(from: &iterator) { offset += scalar.count }
-        return offset
     }
 
     // MARK: The record
@@ -598,13 +586,13 @@ struct ChangeEventDecoder: ~Copyable {
             let bytes = UnsafeBufferPointer(start: base + start, count: close - start)
             index = close + 1
             if ascii { return String(decoding: bytes, as: UTF8.self) }
-            guard let text = String(validating: bytes, as: UTF8.self) else { throw .syntax(.invalidUTF8(from: start, to: close)) }
+            guard let text = String(validating: bytes, as: UTF8.self) else { throw .syntax(.invalidUTF8) }
             return text
         }
         try unescape(from: start, to: close)
         index = close + 1
         guard let text = scratch.withUnsafeBufferPointer({ String(validating: $0, as: UTF8.self) }) else {
-            throw .syntax(.invalidUTF8(from: start, to: close))
+            throw .syntax(.invalidUTF8)
         }
         return text
     }
@@ -616,11 +604,11 @@ struct ChangeEventDecoder: ~Copyable {
         if escaped {
             try unescape(from: start, to: close)
             guard scratch.withUnsafeBufferPointer({ String(validating: $0, as: UTF8.self) }) != nil else {
-                throw .syntax(.invalidUTF8(from: start, to: close))
+                throw .syntax(.invalidUTF8)
             }
         } else if !ascii {
             guard String(validating: UnsafeBufferPointer(start: base + start, count: close - start), as: UTF8.self) != nil else {
-                throw .syntax(.invalidUTF8(from: start, to: close))
+                throw .syntax(.invalidUTF8)
             }
         }
         index = close + 1

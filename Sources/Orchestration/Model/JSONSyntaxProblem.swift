@@ -65,7 +65,8 @@ public struct JSONSyntaxProblem: Sendable, CustomStringConvertible {
         byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
     }
 
-    private static func firstInvalidUTF8(in bytes: [UInt8]) -> Int? {
+    /// Offset of the first byte of `bytes` that is not valid UTF-8, or nil if they all are.
+    static func firstInvalidUTF8<Bytes: Sequence<UInt8>>(in bytes: Bytes) -> Int? {
         var parser = Unicode.UTF8.ForwardParser()
         var iterator = bytes.makeIterator()
         var offset = 0
@@ -78,7 +79,8 @@ public struct JSONSyntaxProblem: Sendable, CustomStringConvertible {
         }
     }
 
-    private static func hex(_ byte: UInt8) -> String {
+    /// `byte` as two uppercase hex digits.
+    static func hex(_ byte: UInt8) -> String {
         let digits = String(byte, radix: 16, uppercase: true)
         return digits.count == 1 ? "0" + digits : digits
     }
