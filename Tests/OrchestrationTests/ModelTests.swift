@@ -102,9 +102,8 @@ struct ModelTests {
 
     @Test("Every input of the fuzzers' kept corpora decodes to an event that round-trips, or is refused with a reason", arguments: ["decoder", "differential"])
     func fuzzCorpus(name: String) throws {
-        let directory = URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../Fuzz/corpus/\(name)").standardized
-        let files = try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
-        #expect(files.count >= 18, "the corpus is missing from \(directory.path)")
+        let files = try Fixtures.fuzzCorpus(name)
+        #expect(files.count >= 18, "the \(name) corpus is missing")
         var decoded = 0
         for file in files {
             let event: ChangeEvent

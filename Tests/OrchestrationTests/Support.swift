@@ -152,6 +152,12 @@ final class ProcessorProbe: Sendable {
 
 /// Builds records and cycles.
 enum Fixtures {
+    /// The inputs of the kept fuzz corpus `name` (`Fuzz/corpus/<name>`).
+    static func fuzzCorpus(_ name: String) throws -> [URL] {
+        let directory = URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../Fuzz/corpus/\(name)").standardized
+        return try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
+    }
+
     static func eventJSON(id: String, subject: String, type: String = "node_updated") -> [UInt8] {
         Array(#"{"id":"\#(id)","change_type":"\#(type)","timestamp":"2025-10-10T12:00:00Z","subject":"\#(subject)","properties":{"n":1},"source":"test","metadata":{}}"#.utf8)
     }
