@@ -20,7 +20,7 @@ extension RegenerationOrchestrator {
         let dispatcher = dispatcher(for: executionID)
         var report = await dispatcher.dispatch(plan, concurrency: concurrency)
         let completion = await complete(&report, plan: plan, dispatcher: dispatcher, executionID: executionID)
-        if let reason = dispatcher.deadLetterFailures.unusable {
+        if let reason = dispatcher.deadLetterErrors.unusable {
             logger.critical("the dead-letter sink cannot store anything any more; stopping without committing this cycle", metadata: ["error": "\(reason)"])
             await emit(
                 .performanceAlert, component: "dead_letter", data: ["error": .string(reason), "execution_id": .string(executionID.uuidString.lowercased())],
@@ -100,7 +100,7 @@ extension RegenerationOrchestrator {
         }
         deadLetterFailures += 1
         let backoff = config.retry.ceiling(afterAttempt: deadLetterFailures)
-        let error = dispatcher.deadLetterFailures.first ?? "unknown"
+        let error = dispatcher.deadLetterErrors.first ?? "unknown"
         logger.error(
             "dead letters not stored; their records will be read again",
             metadata: ["records": "\(failed)", "error": "\(error)", "consecutiveFailures": "\(deadLetterFailures)", "backoffMs": "\(backoff.milliseconds)"])

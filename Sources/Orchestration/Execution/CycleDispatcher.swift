@@ -15,7 +15,7 @@ struct CycleDispatcher: Sendable {
     let logger: Logger
     let executionID: String
     /// What went wrong with dead letters in this cycle.
-    let deadLetterFailures = DeadLetterFailures()
+    let deadLetterErrors = DeadLetterErrors()
 
     struct Report {
         var results: [RecordResult]
@@ -141,7 +141,7 @@ struct CycleDispatcher: Sendable {
             logger.warning("dead-lettered", metadata: ["position": "\(record.position)", "reason": "\(reason)"])
             return .deadLettered(invalidInput: invalidInput)
         } catch {
-            deadLetterFailures.record(error)
+            deadLetterErrors.record(error)
             logger.error(
                 "dead letter not stored; record left for redelivery",
                 metadata: ["position": "\(record.position)", "error": "\(error)"])
@@ -151,7 +151,7 @@ struct CycleDispatcher: Sendable {
 }
 
 /// The first dead-letter error of a cycle, and whether the sink said it is unusable.
-final class DeadLetterFailures: Sendable {
+final class DeadLetterErrors: Sendable {
     private let state = Mutex<(first: String?, unusable: String?)>((nil, nil))
 
     var first: String? { state.withLock { $0.first } }

@@ -112,8 +112,8 @@ public final class KafkaConsumer: Sendable {
         var generation = rebalance?.givenUpGeneration ?? 0
         func dropGivenUp() {
             guard let rebalance, rebalance.givenUpGeneration != generation else { return }
-            let gone = rebalance.givenUp(since: generation)
-            generation = rebalance.givenUpGeneration
+            let gone: Set<TopicPartition>?
+            (generation, gone) = rebalance.givenUp(since: generation)
             messages.removeAll { gone?.contains($0.topicPartition) ?? true }
         }
         while messages.count < maxMessages {

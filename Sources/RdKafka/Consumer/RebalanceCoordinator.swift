@@ -15,6 +15,8 @@ final class RebalanceCoordinator: Sendable {
     private let hold = Mutex(CommitHold())
     private let assignedOnce = Atomic(false)
     private let givenUp = Mutex(GivenUp())
+    /// `givenUp`'s generation, readable without the lock: a poll checks it after every message.
+    private let givenUpCount = Atomic<UInt64>(0)
 
     /// The partitions given up (revoked or lost), numbered, so that a batch of records
     /// gathered across several polls can drop what it holds of them: records fetched
@@ -79,10 +81,13 @@ final class RebalanceCoordinator: Sendable {
     var hasBeenAssigned: Bool { assignedOnce.load(ordering: .acquiring) }
 
     /// How many times partitions have been given up so far.
-    var givenUpGeneration: UInt64 { givenUp.withLock { $0.generation } }
+    var givenUpGeneration: UInt64 { givenUpCount.load(ordering: .acquiring) }
 
-    /// The partitions given up since `generation`, or nil when that cannot be told any more.
-    func givenUp(since generation: UInt64) -> Set<TopicPartition>? { givenUp.withLock { $0.since(generation) } }
+    /// The generation now, and the partitions given up since `generation` (nil when that
+    /// cannot be told any more).
+    func givenUp(since generation: UInt64) -> (generation: UInt64, partitions: Set<TopicPartition>?) {
+        givenUp.withLock { ($0.generation, $0.since(generation)) }
+    }
 
     /// Whether commits are held because this member is inside a rebalance.
     var commitsHeld: Bool { hold.withLock { $0.isHeld } }
@@ -112,7 +117,11 @@ final class RebalanceCoordinator: Sendable {
             hold.withLock { $0.assignsToWait = max(0, $0.assignsToWait - 1) }
             notify(.assigned(partitions))
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-            givenUp.withLock { $0.record(Set(partitions)) }
+            let generation = givenUp.withLock { givenUp in
+                givenUp.record(Set(partitions))
+                return givenUp.generation
+            }
+            givenUpCount.store(generation, ordering: .releasing)
             if rd_kafka_assignment_lost(handle) != 0 {
                 owned.withLock { $0.subtract(partitions) }
                 hold.withLock { $0.wait(forAssigns: 1) }
