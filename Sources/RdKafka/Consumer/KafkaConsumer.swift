@@ -95,12 +95,22 @@ public final class KafkaConsumer: Sendable {
     public func poll(maxMessages: Int, timeout: Duration) async throws -> [KafkaMessage] {
         guard maxMessages > 0 else { throw KafkaError.invalidArgument("maxMessages must be > 0, got \(maxMessages)") }
         return try await perform(on: pollThread, in: [.open]) { [context] handle in
-            try Self.pollBatch(handle, context: context, maxMessages: maxMessages, timeout: timeout)
+            try Self.pollBatch(handle, context: context, maxMessages: maxMessages, timeout: timeout, untilIdle: false)
+        }
+    }
+
+    /// Like ``poll(maxMessages:timeout:)``, but waits at most `timeout` for the first
+    /// message only: then it takes what librdkafka has already queued, up to `maxMessages`,
+    /// and returns as soon as the queue is empty.
+    public func pollQueued(maxMessages: Int, timeout: Duration) async throws -> [KafkaMessage] {
+        guard maxMessages > 0 else { throw KafkaError.invalidArgument("maxMessages must be > 0, got \(maxMessages)") }
+        return try await perform(on: pollThread, in: [.open]) { [context] handle in
+            try Self.pollBatch(handle, context: context, maxMessages: maxMessages, timeout: timeout, untilIdle: true)
         }
     }
 
     private static func pollBatch(
-        _ handle: OpaquePointer, context: ClientContext, maxMessages: Int, timeout: Duration
+        _ handle: OpaquePointer, context: ClientContext, maxMessages: Int, timeout: Duration, untilIdle: Bool
     ) throws -> [KafkaMessage] {
         let deadline = ContinuousClock.now + timeout
         var messages: [KafkaMessage] = []
@@ -117,7 +127,7 @@ public final class KafkaConsumer: Sendable {
             messages.removeAll { gone?.contains($0.topicPartition) ?? true }
         }
         while messages.count < maxMessages {
-            let remaining = (deadline - .now).clampedMilliseconds
+            let remaining = untilIdle && !messages.isEmpty ? 0 : (deadline - .now).clampedMilliseconds
             // nil: the deadline passed, or wakeUp() interrupted the wait.
             let polled = rd_kafka_consumer_poll(handle, remaining)
             dropGivenUp()

@@ -11,6 +11,16 @@ extension ServiceConfiguration {
             revocationTimeout: .milliseconds(service.revocationTimeoutMs))
     }
 
+    /// How the consumer engine cuts and overlaps cycles.
+    var engineSettings: EngineSettings {
+        let cycle = orchestrator.cycle
+        return EngineSettings(
+            maxEvents: cycle.maxEvents, maxWait: .milliseconds(cycle.maxWaitMs), cyclesInFlight: service.cyclesInFlight,
+            bufferRecords: 4 * cycle.maxEvents, bufferBytes: service.bufferMaxBytes,
+            revocationTimeout: .milliseconds(service.revocationTimeoutMs),
+            shutdownTimeout: .milliseconds(service.shutdownTimeoutMs))
+    }
+
     /// The idempotent producer for dead letters: they are awaited inside a cycle, so it
     /// lingers 1 ms.
     public func deadLetterProducerConfiguration() -> KafkaProducerConfiguration {

@@ -120,6 +120,21 @@ public struct ServiceSettings: Sendable, Codable, Hashable {
     public var shutdownTimeoutMs = 30_000
     /// Telemetry events buffered while the telemetry broker is slow or away.
     public var telemetryBuffer = 10_000
+    /// Cycles that may run at once: while one runs, the next is already cut and started
+    /// when its keys do not overlap. With 1, cycles run one after another (the next one is
+    /// still fetched meanwhile, and starts while the last one's commit is in flight).
+    public var cyclesInFlight = 1
+    /// Cycles whose commit may be outstanding beside those in flight: new cycles wait while
+    /// more work than (`cyclesInFlight` + this) cycles is done or running but not committed,
+    /// which is the most a crash (or a revocation whose commit is refused) processes again.
+    public static let commitBacklogCycles = 1
+
+    /// The most records a crash makes regen process again: (`cyclesInFlight` +
+    /// ``commitBacklogCycles``) × `maxEvents`.
+    public func duplicatesBound(maxEvents: Int) -> Int { (cyclesInFlight + Self.commitBacklogCycles) * maxEvents }
+    /// Records fetched but not yet in a cycle, at most this many bytes (keys, values,
+    /// headers); fetching stops above it. Records are also capped at 4 cycles' worth.
+    public var bufferMaxBytes = 32 * 1024 * 1024
 
     /// Creates default settings.
     public init() {}
@@ -131,6 +146,8 @@ public struct ServiceSettings: Sendable, Codable, Hashable {
         revocationTimeoutMs = try c.value(.revocationTimeoutMs, or: d.revocationTimeoutMs)
         shutdownTimeoutMs = try c.value(.shutdownTimeoutMs, or: d.shutdownTimeoutMs)
         telemetryBuffer = try c.value(.telemetryBuffer, or: d.telemetryBuffer)
+        cyclesInFlight = try c.value(.cyclesInFlight, or: d.cyclesInFlight)
+        bufferMaxBytes = try c.value(.bufferMaxBytes, or: d.bufferMaxBytes)
     }
 
     func problems() -> [ConfigurationError] {
@@ -138,6 +155,8 @@ public struct ServiceSettings: Sendable, Codable, Hashable {
         p.require(revocationTimeoutMs >= 2000, "service.revocationTimeoutMs", revocationTimeoutMs, "an integer >= 2000")
         p.require(shutdownTimeoutMs >= 1000, "service.shutdownTimeoutMs", shutdownTimeoutMs, "an integer >= 1000")
         p.require(telemetryBuffer >= 1, "service.telemetryBuffer", telemetryBuffer, "an integer >= 1")
+        p.require((1...16).contains(cyclesInFlight), "service.cyclesInFlight", cyclesInFlight, "an integer from 1 to 16")
+        p.require(bufferMaxBytes >= 1 << 20, "service.bufferMaxBytes", bufferMaxBytes, "an integer >= 1048576 (bytes)")
         return p.errors
     }
 }

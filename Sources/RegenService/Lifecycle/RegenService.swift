@@ -27,18 +27,17 @@ public final class RegenService: Service {
     private let telemetryProducer: KafkaProducer
     private let telemetry: KafkaTelemetrySink
     private let orchestrator: RegenerationOrchestrator
-    private let ledger: OffsetLedger
-    private let runner: KafkaCycleRunner
+    private let engine: ConsumerEngine
 
     /// Builds every part; connects lazily.
     /// - Throws: `KafkaError` or a processor setup error.
     public init(configuration: ServiceConfiguration, logger: Logger) async throws {
         self.configuration = configuration
         self.logger = logger
-        let runnerBox = RunnerBox()
+        let engineBox = EngineBox()
         consumer = try KafkaConsumer(
             configuration: configuration.consumerConfiguration(), logger: logger,
-            rebalanceHandler: { event in await runnerBox.runner?.handle(event) })
+            rebalanceHandler: { event in await engineBox.engine?.handle(event) })
         deadLetterProducer = try KafkaProducer(configuration: configuration.deadLetterProducerConfiguration(), logger: logger)
         telemetryProducer = try KafkaProducer(configuration: configuration.telemetryProducerConfiguration(), logger: logger)
         telemetry = KafkaTelemetrySink(
@@ -49,12 +48,9 @@ public final class RegenService: Service {
             telemetry: telemetry,
             deadLetters: KafkaDeadLetterSink(producer: deadLetterProducer, topic: configuration.topics.deadLetter),
             environment: Self.environment(configuration, consumer: consumer), logger: logger)
-        ledger = OffsetLedger(consumer: consumer, logger: logger)
-        runner = KafkaCycleRunner(
-            consumer: consumer, orchestrator: orchestrator, ledger: ledger, limits: configuration.orchestrator.cycle,
-            revocationTimeout: .milliseconds(configuration.service.revocationTimeoutMs),
-            shutdownTimeout: .milliseconds(configuration.service.shutdownTimeoutMs), logger: logger)
-        runnerBox.runner = runner
+        engine = ConsumerEngine(
+            consumer: consumer, orchestrator: orchestrator, settings: configuration.engineSettings, logger: logger)
+        engineBox.engine = engine
     }
 
     private static func environment(_ configuration: ServiceConfiguration, consumer: KafkaConsumer) -> OrchestrationEnvironment {
@@ -65,7 +61,7 @@ public final class RegenService: Service {
 
     /// What has been done so far.
     public var progress: Progress {
-        let commits = ledger.snapshot
+        let commits = engine.snapshot
         let sent = telemetry.snapshot
         return Progress(
             stats: orchestrator.stats(), commits: commits.commits, failedCommits: commits.failedCommits,
@@ -103,9 +99,9 @@ public final class RegenService: Service {
         let loopFailure: (any Error)?
         do {
             try await withGracefulShutdownHandler {
-                try await self.runner.run()
-            } onGracefulShutdown: { [runner] in
-                runner.requestStop()
+                try await self.engine.run()
+            } onGracefulShutdown: { [engine] in
+                engine.requestStop()
             }
             loopFailure = nil
         } catch {
@@ -125,9 +121,9 @@ public final class RegenService: Service {
     }
 }
 
-/// Lets the consumer's rebalance handler reach the runner, which is created after it.
-private final class RunnerBox: @unchecked Sendable {  // written once in init, before the consumer subscribes
-    var runner: KafkaCycleRunner?
+/// Lets the consumer's rebalance handler reach the engine, which is created after it.
+private final class EngineBox: @unchecked Sendable {  // written once in init, before the consumer subscribes
+    var engine: ConsumerEngine?
 }
 
 /// Consumer lag: per owned partition, the high watermark minus the committed offset.

@@ -1,0 +1,231 @@
+import Logging
+import Orchestration
+import RdKafka
+import Synchronization
+
+/// Runs ``EngineMachine`` against librdkafka: one loop applies every event to the machine
+/// in the order it arrived and performs the actions it returns. Events come from the
+/// poller (records), the rebalance handler (assignments, revocations, losses), the cycles
+/// (results), the control task (commit and seek answers), a timer, and stop requests.
+///
+/// Blocking librdkafka calls stay on the consumer's own threads; the control task performs
+/// commits, seeks, pauses and resumes strictly in the order the machine asked for them.
+final class ConsumerEngine: Sendable {
+    typealias Machine = EngineMachine<KafkaMessage>
+
+    /// Commit outcomes, for the progress line and the summary.
+    struct Counters: Sendable {
+        var commits = 0
+        var failedCommits = 0
+    }
+
+    private enum Control: Sendable {
+        case commit(Machine.CommitID, [TopicPartitionOffset])
+        case seek(TopicPartitionOffset, generation: UInt64)
+        case pause([TopicPartition])
+        case resume([TopicPartition])
+    }
+
+    private let consumer: KafkaConsumer
+    private let orchestrator: RegenerationOrchestrator
+    private let settings: EngineSettings
+    private let logger: Logger
+    private let events: AsyncStream<Machine.Event>
+    private let post: AsyncStream<Machine.Event>.Continuation
+    private let controls: AsyncStream<Control>
+    private let control: AsyncStream<Control>.Continuation
+    private let mode: Mutex<Machine.PollMode>
+    /// Numbers the polls; a seek's answer says which polls started after it.
+    private let polls = Atomic(0)
+    private let revocationIDs = Atomic(0)
+    /// Revocation handlers waiting for their release; nil once the engine has finished.
+    private let releases = Mutex<[Machine.RevocationID: CheckedContinuation<Void, Never>]?>([:])
+    private let counters = Mutex(Counters())
+
+    init(consumer: KafkaConsumer, orchestrator: RegenerationOrchestrator, settings: EngineSettings, logger: Logger) {
+        self.consumer = consumer
+        self.orchestrator = orchestrator
+        self.settings = settings
+        self.logger = logger
+        (events, post) = AsyncStream.makeStream(of: Machine.Event.self)
+        (controls, control) = AsyncStream.makeStream(of: Control.self)
+        mode = Mutex(.fetch(settings.bufferRecords))
+    }
+
+    var snapshot: Counters { counters.withLock { $0 } }
+
+    /// Asks the engine to finish its cycles in flight (at most the shutdown timeout),
+    /// commit what they did and return. Callable from anywhere.
+    func requestStop() {
+        post.yield(.stopRequested)
+        consumer.wakeUp()
+    }
+
+    /// The consumer's rebalance handler. A revocation returns once the engine releases its
+    /// partitions (the consumer bounds the wait too).
+    func handle(_ event: KafkaRebalanceEvent) async {
+        switch event {
+        case .assigned(let partitions): post.yield(.assigned(Set(partitions)))
+        case .lost(let partitions): post.yield(.lost(Set(partitions)))
+        case .revoked(let partitions):
+            let id = revocationIDs.add(1, ordering: .relaxed).newValue
+            await withCheckedContinuation { continuation in
+                let waiting = releases.withLock { releases in
+                    releases?[id] = continuation
+                    return releases != nil
+                }
+                if waiting { post.yield(.revoked(Set(partitions), id)) } else { continuation.resume() }
+            }
+        }
+    }
+
+    /// Runs until stopped, or until the consumer or a cycle fails.
+    /// - Throws: the failure that stopped the engine (`KafkaError`, `OrchestrationError`).
+    func run() async throws {
+        let poller = Task { await pollLoop() }
+        let controller = Task { await controlLoop() }
+        var machine = Machine(settings: settings)
+        var cycleTasks: [Machine.CycleID: Task<Void, Never>] = [:]
+        var timer: (deadline: ContinuousClock.Instant, task: Task<Void, Never>)?
+        var failure: (any Error)?
+        loop: for await event in events {
+            switch event {
+            case .cycleFinished(let id, _), .cycleFailed(let id, _): cycleTasks[id] = nil
+            default: break
+            }
+            let actions = machine.handle(event, at: .now)
+            for action in actions {
+                switch action {
+                case .startCycle(let id, let messages): cycleTasks[id] = startCycle(id, messages)
+                case .commit(let id, let offsets): control.yield(.commit(id, offsets))
+                case .seek(let position, let generation): control.yield(.seek(position, generation: generation))
+                case .pause(let partitions): control.yield(.pause(partitions))
+                case .resume(let partitions): control.yield(.resume(partitions))
+                case .release(let id): releases.withLock { $0?.removeValue(forKey: id) }?.resume()
+                case .cancelCycles:
+                    logger.warning("shutdown timeout: cancelling the cycles in flight", metadata: ["cycles": "\(cycleTasks.count)"])
+                    for task in cycleTasks.values { task.cancel() }
+                case .finish(let why):
+                    failure = why
+                    break loop
+                }
+            }
+            let newMode = machine.pollMode
+            mode.withLock { $0 = newMode }
+            if let deadline = machine.nextDeadline, deadline != timer?.deadline {
+                timer?.task.cancel()
+                timer = (deadline, Task { [post] in
+                    guard (try? await Task.sleep(until: deadline)) != nil else { return }
+                    post.yield(.tick)
+                })
+            }
+        }
+        timer?.task.cancel()
+        mode.withLock { $0 = .stop }
+        releases.withLock { releases in
+            for continuation in (releases ?? [:]).values { continuation.resume() }
+            releases = nil
+        }
+        consumer.wakeUp()
+        await poller.value
+        control.finish()
+        await controller.value
+        if machine.droppedOutOfOrder > 0 {
+            logger.info("records dropped that did not continue their partition", metadata: ["count": "\(machine.droppedOutOfOrder)"])
+        }
+        logger.info("cycle loop stopped")
+        if let failure { throw failure }
+    }
+
+    private func startCycle(_ id: Machine.CycleID, _ messages: [KafkaMessage]) -> Task<Void, Never> {
+        Task { [orchestrator, post, logger] in
+            do {
+                let result = try await orchestrator.executeCycle(Cycle(records: messages.map(CycleRecord.init)))
+                var done: [TopicPartition: [Int64]] = [:]
+                for progress in result.partitions { done[TopicPartition(progress.partition)] = progress.doneOffsets }
+                post.yield(.cycleFinished(id, done: done))
+            } catch is CancellationError {
+                post.yield(.cycleFinished(id, done: [:]))
+            } catch {
+                logger.error("cycle failed; stopping", metadata: ["error": "\(error)"])
+                post.yield(.cycleFailed(id, error))
+            }
+        }
+    }
+
+    /// Fetches while the machine has room; otherwise polls only to serve rebalances.
+    private func pollLoop() async {
+        while true {
+            let current = mode.withLock { $0 }
+            let limit: Int
+            switch current {
+            case .stop: return
+            case .waitForRoom:
+                try? await Task.sleep(for: .milliseconds(2))
+                continue
+            case .fetch(let room): limit = room
+            case .serveOnly: limit = 100
+            }
+            let poll = polls.add(1, ordering: .acquiringAndReleasing).newValue
+            do {
+                let messages = try await consumer.pollQueued(maxMessages: max(limit, 1), timeout: .milliseconds(100))
+                guard !messages.isEmpty else { continue }
+                post.yield(.fetched(messages.map(Self.record), poll: poll))
+            } catch {
+                if mode.withLock({ $0 }) == .stop { return }
+                post.yield(.pollFailed(error))
+                return
+            }
+        }
+    }
+
+    private static func record(_ message: KafkaMessage) -> FetchedRecord<KafkaMessage> {
+        let size = (message.value?.count ?? 0) + (message.key?.count ?? 0)
+            + message.headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.count ?? 0) }
+        return FetchedRecord(
+            partition: message.topicPartition, offset: message.offset, key: message.key, size: size + 64, payload: message)
+    }
+
+    /// Performs commits, seeks, pauses and resumes one after another, in the machine's order.
+    private func controlLoop() async {
+        for await request in controls {
+            switch request {
+            case .commit(let id, let offsets):
+                do {
+                    try await consumer.commit(offsets)
+                    counters.withLock { $0.commits += 1 }
+                    post.yield(.commitAnswered(id, succeeded: true))
+                } catch {
+                    counters.withLock { $0.failedCommits += 1 }
+                    logger.warning("commit failed; retried", metadata: ["offsets": "\(offsets)", "error": "\(error)"])
+                    if consumer.isRebalancing { post.yield(.rebalancing) }
+                    post.yield(.commitAnswered(id, succeeded: false))
+                }
+            case .seek(let position, let generation):
+                do {
+                    try await consumer.seek([position])
+                    logger.info("rewound to a record not done", metadata: ["position": "\(position)"])
+                    post.yield(.seekDone(position.topicPartition, generation: generation, afterPoll: polls.load(ordering: .acquiring)))
+                } catch let error as KafkaError where error.code == .notAssigned {
+                    continue  // given up meanwhile: its next owner reads from the last commit
+                } catch {
+                    // Going on would read past records not done: stop (a restart resumes from the commits).
+                    logger.error("rewind failed", metadata: ["position": "\(position)", "error": "\(error)"])
+                    post.yield(.pollFailed(error))
+                }
+            case .pause(let partitions), .resume(let partitions):
+                let pausing = if case .pause = request { true } else { false }
+                do {
+                    try await pausing ? consumer.pause(partitions) : consumer.resume(partitions)
+                } catch let error as KafkaError where error.code == .notAssigned {
+                    // Only the owned ones matter; a partition assigned again fetches anyway.
+                    let owned = consumer.assignment
+                    let mine = partitions.filter { owned.contains($0) }
+                    if !mine.isEmpty { try? await pausing ? consumer.pause(mine) : consumer.resume(mine) }
+                } catch {
+                    logger.warning(pausing ? "pause failed" : "resume failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+}
