@@ -12,7 +12,7 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             Configuration comes from --config (YAML or JSON), then REGEN_* environment variables \
             (REGEN_KAFKA__BOOTSTRAP_SERVERS=host:9092 sets kafka.bootstrapServers), then --set \
-            flags. The first SIGTERM or SIGINT stops fetching, finishes the cycle in flight \
+            flags. The first SIGTERM or SIGINT stops fetching, finishes the cycles in flight \
             (at most service.shutdownTimeoutMs), commits, leaves the group and flushes; a second \
             one exits at once.
             """)

@@ -30,6 +30,18 @@ public struct KafkaConsumerConfiguration: Sendable, Hashable {
     public var assignmentStrategy: AssignmentStrategy
     /// How long a revocation waits for the rebalance handler to finish and commit.
     public var revocationTimeout: Duration
+    /// librdkafka's prefetch: it fetches while fewer than this many messages and kilobytes
+    /// wait in the consumer's queue (`queued.min.messages`, `queued.max.messages.kbytes`; the
+    /// limits apply to the whole queue of a group consumer), and one fetch request returns at
+    /// most `fetchMaxBytes` (`fetch.max.bytes`). A queued message keeps its whole fetch
+    /// response alive, so librdkafka's defaults (100,000 messages, 64 MB, 50 MB responses
+    /// from each broker) let a consumer reach hundreds of MB; these keep it near 100 MB
+    /// without starving: the queue refills long before it runs dry (below `queued.min.messages`
+    /// a fetch waits for the broker thread's next turn, up to a second).
+    /// `kafka.properties` overrides all three.
+    public var prefetchMessages = 50_000
+    public var prefetchKilobytes = 32_768
+    public var fetchMaxBytes = 8 * 1024 * 1024
 
     /// Creates consumer settings; every argument but the group has a default.
     public init(
@@ -62,6 +74,9 @@ public struct KafkaConsumerConfiguration: Sendable, Hashable {
             ("max.poll.interval.ms", String(maxPollInterval.clampedMilliseconds)),
             ("auto.offset.reset", autoOffsetReset.rawValue),
             ("partition.assignment.strategy", assignmentStrategy.rawValue),
+            ("queued.min.messages", String(prefetchMessages)),
+            ("queued.max.messages.kbytes", String(prefetchKilobytes)),
+            ("fetch.max.bytes", String(fetchMaxBytes)),
         ]
         return KafkaPropertyList(connection, role: role, overrides: Self.ownedByService)
     }

@@ -34,7 +34,9 @@ final class ConsumerEngine: Sendable {
     private let post: AsyncStream<Machine.Event>.Continuation
     private let controls: AsyncStream<Control>
     private let control: AsyncStream<Control>.Continuation
-    private let mode: Mutex<Machine.PollMode>
+    /// What the machine last said the poller should do, and how many records the poller
+    /// has posted that the loop has not applied yet (they count against the room).
+    private let mode: Mutex<(mode: Machine.PollMode, inTransit: Int)>
     /// Numbers the polls; a seek's answer says which polls started after it.
     private let polls = Atomic(0)
     private let revocationIDs = Atomic(0)
@@ -49,7 +51,7 @@ final class ConsumerEngine: Sendable {
         self.logger = logger
         (events, post) = AsyncStream.makeStream(of: Machine.Event.self)
         (controls, control) = AsyncStream.makeStream(of: Control.self)
-        mode = Mutex(.fetch(settings.bufferRecords))
+        mode = Mutex((.fetch(settings.bufferRecords), 0))
     }
 
     var snapshot: Counters { counters.withLock { $0 } }
@@ -111,7 +113,11 @@ final class ConsumerEngine: Sendable {
                 }
             }
             let newMode = machine.pollMode
-            mode.withLock { $0 = newMode }
+            let applied = if case .fetched(let records, _) = event { records.count } else { 0 }
+            mode.withLock { state in
+                state.mode = newMode
+                state.inTransit -= applied
+            }
             if let deadline = machine.nextDeadline, deadline != timer?.deadline {
                 timer?.task.cancel()
                 timer = (deadline, Task { [post] in
@@ -121,7 +127,7 @@ final class ConsumerEngine: Sendable {
             }
         }
         timer?.task.cancel()
-        mode.withLock { $0 = .stop }
+        mode.withLock { $0.mode = .stop }
         releases.withLock { releases in
             for continuation in (releases ?? [:]).values { continuation.resume() }
             releases = nil
@@ -156,23 +162,24 @@ final class ConsumerEngine: Sendable {
     /// Fetches while the machine has room; otherwise polls only to serve rebalances.
     private func pollLoop() async {
         while true {
-            let current = mode.withLock { $0 }
+            let (current, inTransit) = mode.withLock { ($0.mode, $0.inTransit) }
             let limit: Int
             switch current {
             case .stop: return
-            case .waitForRoom:
+            case .fetch(let room) where room > inTransit: limit = room - inTransit
+            case .fetch, .waitForRoom:
                 try? await Task.sleep(for: .milliseconds(2))
                 continue
-            case .fetch(let room): limit = room
             case .serveOnly: limit = 100
             }
             let poll = polls.add(1, ordering: .acquiringAndReleasing).newValue
             do {
                 let messages = try await consumer.pollQueued(maxMessages: max(limit, 1), timeout: .milliseconds(100))
                 guard !messages.isEmpty else { continue }
+                mode.withLock { $0.inTransit += messages.count }
                 post.yield(.fetched(messages.map(Self.record), poll: poll))
             } catch {
-                if mode.withLock({ $0 }) == .stop { return }
+                if mode.withLock({ $0.mode }) == .stop { return }
                 post.yield(.pollFailed(error))
                 return
             }

@@ -320,31 +320,44 @@ struct EngineMachine<Payload: Sendable> {
         }
     }
 
+    /// Takes a partition's state out of the dictionary, so that changing its window copies
+    /// nothing (a copy left in the dictionary would make every append copy the array).
+    private mutating func takeOut(_ partition: TopicPartition) -> PartitionState? {
+        partitions.removeValue(forKey: partition)
+    }
+
     private mutating func accept(_ records: [FetchedRecord<Payload>], poll: Int, at now: Instant) {
-        for record in records {
-            guard !stopping, var state = partitions[record.partition], state.revocation == nil else { continue }
-            if let seekTo = state.seekTo {
-                if record.offset == seekTo || poll > (state.seekTookEffectAfterPoll ?? .max) {
-                    state.seekTo = nil
-                    state.seekTookEffectAfterPoll = nil
-                } else {
+        var start = 0
+        while start < records.count {
+            // Records come in runs of one partition: each run takes the state out once.
+            let partition = records[start].partition
+            var end = start + 1
+            while end < records.count && records[end].partition == partition { end += 1 }
+            defer { start = end }
+            guard !stopping, var state = takeOut(partition) else { continue }
+            defer { partitions[partition] = state }
+            guard state.revocation == nil else { continue }
+            for record in records[start..<end] {
+                if let seekTo = state.seekTo {
+                    if record.offset == seekTo || poll > (state.seekTookEffectAfterPoll ?? .max) {
+                        state.seekTo = nil
+                        state.seekTookEffectAfterPoll = nil
+                    } else {
+                        droppedOutOfOrder += 1
+                        continue
+                    }
+                }
+                if let next = state.next, record.offset < next {
                     droppedOutOfOrder += 1
-                    partitions[record.partition] = state
                     continue
                 }
+                state.next = record.offset + 1
+                state.entries.append(
+                    Entry(offset: record.offset, key: record.key, size: record.size, state: .buffered, payload: record.payload))
+                bufferedRecords += 1
+                bufferedBytes += record.size
+                if oldestBuffered == nil { oldestBuffered = now }
             }
-            if let next = state.next, record.offset < next {
-                droppedOutOfOrder += 1
-                partitions[record.partition] = state
-                continue
-            }
-            state.next = record.offset + 1
-            state.entries.append(
-                Entry(offset: record.offset, key: record.key, size: record.size, state: .buffered, payload: record.payload))
-            partitions[record.partition] = state
-            bufferedRecords += 1
-            bufferedBytes += record.size
-            if oldestBuffered == nil { oldestBuffered = now }
         }
         if isBufferFull { fullSince = fullSince ?? now }
     }
@@ -403,7 +416,7 @@ struct EngineMachine<Payload: Sendable> {
     }
 
     private mutating func dropBuffered(_ partition: TopicPartition) {
-        guard var state = partitions[partition] else { return }
+        guard var state = takeOut(partition) else { return }
         for entry in state.entries[state.firstBuffered...] {
             bufferedRecords -= 1
             bufferedBytes -= entry.size
@@ -447,7 +460,7 @@ struct EngineMachine<Payload: Sendable> {
         payloads.reserveCapacity(count)
         var cycle = CycleState(records: [:], keys: [], nilKeys: [:], recordsPerPartition: [:])
         for (partition, range) in picks {
-            var state = partitions[partition]!
+            var state = takeOut(partition)!
             var offsets: [Int64] = []
             offsets.reserveCapacity(range.count)
             for index in range {
@@ -500,7 +513,7 @@ struct EngineMachine<Payload: Sendable> {
         var anyDone = false
         var anyNotDone = false
         for (partition, offsets) in cycle.records {
-            guard var state = partitions[partition] else { continue }
+            guard var state = takeOut(partition) else { continue }
             let doneHere = Set(done[partition] ?? [])
             var firstNotDone: Int64?
             for offset in offsets {
