@@ -140,7 +140,7 @@ extension RegenerationOrchestrator {
     private func dispatcher(for executionID: UUID) -> CycleDispatcher {
         CycleDispatcher(
             processor: processor, deadLetters: deadLetters, breaker: breaker, limiter: limiter, retry: config.retry,
-            eventTimeout: .milliseconds(config.eventTimeoutMs), environment: environment, logger: logger,
+            eventTimeout: watchdog.limit, watchdog: watchdog, environment: environment, logger: logger,
             executionID: executionID.uuidString.lowercased())
     }
 

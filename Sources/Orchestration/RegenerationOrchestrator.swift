@@ -19,6 +19,8 @@ public actor RegenerationOrchestrator {
     let logger: Logger
     let breaker: CircuitBreaker
     let limiter: RateLimiter
+    /// Times every attempt out after `eventTimeoutMs`, with one timer for all of them.
+    let watchdog: DeadlineWatchdog
     let recorder: StatsRecorder
     var tuner: AdaptiveTuner
     var phase = Phase.idle
@@ -47,6 +49,7 @@ public actor RegenerationOrchestrator {
         self.logger = logger
         breaker = CircuitBreaker(policy: config.breaker, clock: environment.clock)
         limiter = RateLimiter(policy: config.rateLimit, clock: environment.clock)
+        watchdog = DeadlineWatchdog(limit: .milliseconds(config.eventTimeoutMs))
         tuner = AdaptiveTuner(policy: config.adaptive, targetCycleMs: config.targetCycleMs, initial: config.concurrency)
         if !config.adaptiveOptimization {
             tuner = AdaptiveTuner(

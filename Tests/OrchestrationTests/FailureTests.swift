@@ -63,7 +63,7 @@ struct FailureTests {
     @Test("An attempt past its deadline is cancelled, counted as a timeout and retried")
     func timeouts() async throws {
         let harness = try await Harness(
-            config: Fixtures.config(maxAttempts: 2, eventTimeoutMs: 50),
+            config: Fixtures.config(maxAttempts: 2, eventTimeoutMs: 300),
             environment: Fixtures.environment(clock: SystemClock(), random: 0),
             processor: ClosureProcessor { event, _ in
                 if event.subject == "slow" { try await Task.sleep(for: .seconds(3600)) }

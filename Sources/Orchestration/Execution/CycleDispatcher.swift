@@ -11,6 +11,7 @@ struct CycleDispatcher: Sendable {
     let limiter: RateLimiter
     let retry: RetryPolicy
     let eventTimeout: Duration
+    let watchdog: DeadlineWatchdog
     let environment: OrchestrationEnvironment
     let logger: Logger
     let executionID: String
@@ -111,7 +112,7 @@ struct CycleDispatcher: Sendable {
 
     private func attemptOnce(_ event: ChangeEvent, _ context: EventContext) async -> Result<ProcessingReport, any Error> {
         do {
-            return .success(try await withDeadline(eventTimeout, clock: environment.clock) { [processor] in
+            return .success(try await withDeadline(watchdog) { [processor] in
                 try await processor.process(event, context: context)
             })
         } catch {
