@@ -20,6 +20,22 @@ final class DeadlineWatchdog: Sendable {
         var head = 0
         var nextID = 0
         var running = false
+
+        /// Skips the registrations already removed at the head (most attempts end long
+        /// before their deadline), and reclaims their room: the watchdog itself wakes only
+        /// at deadlines, so registering must keep `order` short.
+        mutating func dropRemovedHead() {
+            while head < order.count && fire[order[head].id] == nil { head += 1 }
+            if head >= 64 && head * 2 >= order.count {
+                order.removeSubrange(..<head)
+                head = 0
+            }
+            // An attempt that hangs holds the head: drop the ended ones behind it too.
+            if order.count - head > 2 * fire.count + 1024 {
+                order = order[head...].filter { fire[$0.id] != nil }
+                head = 0
+            }
+        }
     }
 
     let limit: Duration
@@ -36,6 +52,7 @@ final class DeadlineWatchdog: Sendable {
             let id = state.nextID
             state.nextID += 1
             state.fire[id] = fire
+            state.dropRemovedHead()
             state.order.append((id, deadline))
             defer { state.running = true }
             return (id, !state.running)
@@ -52,11 +69,7 @@ final class DeadlineWatchdog: Sendable {
         while true {
             // The earliest deadline still registered; nil (and the loop ends) when none is.
             let next: ContinuousClock.Instant? = state.withLock { state in
-                while state.head < state.order.count && state.fire[state.order[state.head].id] == nil { state.head += 1 }
-                if state.head > 1024 && state.head * 2 > state.order.count {
-                    state.order.removeSubrange(..<state.head)
-                    state.head = 0
-                }
+                state.dropRemovedHead()
                 guard state.head < state.order.count else {
                     state.order.removeAll(keepingCapacity: true)
                     state.head = 0
