@@ -20,8 +20,9 @@ struct EngineSettings: Sendable {
     /// therefore the most a crash can make regen process again.
     var commitBacklogCycles = ServiceSettings.commitBacklogCycles
     /// After the group refused a commit because it is rebalancing, no cycle starts until
-    /// this member's next assignment, a commit that lands, or this long.
-    var rebalanceHold = Duration.seconds(10)
+    /// this member's next assignment, a commit that lands, or this long (each refused retry
+    /// starts it again; a member whose assignment does not change may get no callback).
+    var rebalanceHold = Duration.seconds(2)
     /// A buffer full this long pauses fetching (so the consumer can keep polling for rebalances).
     var pauseAfter = Duration.seconds(1)
     /// After a cycle in which nothing could be done (breaker open), no cycle starts for this long.
