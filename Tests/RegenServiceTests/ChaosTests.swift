@@ -217,7 +217,7 @@ struct CommitOutageTests {
 
 @Suite("Fault scenarios: rebalance storm", .timeLimit(.minutes(20)))
 struct RebalanceStormTests {
-    @Test("Three instances in one group, one started, stopped or killed every few seconds: nothing lost, duplicates within one cycle per kill, loss or revocation")
+    @Test("Three instances in one group, one started, stopped or killed every few seconds: nothing lost, duplicates within the engine's bound per kill, loss or revocation")
     func rebalanceStorm() async throws {
         let partitions = ChaosScale.isFull ? 32 : 16
         let events = ChaosScale.isFull ? 200_000 : 40_000
