@@ -258,7 +258,7 @@ struct EngineMachine<Payload: Sendable> {
         if let commitRetryAt { deadlines.append(commitRetryAt) }
         if let fullSince { deadlines.append(fullSince + settings.pauseAfter) }
         deadlines += revocations.values.map(\.deadline)
-        if let stopDeadline { deadlines.append(cancelled ? stopDeadline + settings.finalCommitGrace : stopDeadline) }
+        if let stopDeadline { deadlines += [stopDeadline, stopDeadline + settings.finalCommitGrace] }
         return deadlines.filter { deadline in lastEvent.map { deadline > $0 } ?? true }.min()
     }
 
