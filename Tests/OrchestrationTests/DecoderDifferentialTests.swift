@@ -3,7 +3,7 @@ import Foundation
 import Orchestration
 import Testing
 
-@Suite("Change-event decoder against the Foundation-based reference")
+@Suite("Change-event decoder against the Foundation-based reference", .timeLimit(.minutes(5)))
 struct DecoderDifferentialTests {
     static let corpora = ["decoder", "differential"]
 
@@ -19,7 +19,7 @@ struct DecoderDifferentialTests {
 }
 
 /// The deliberate differences from the Foundation-based decoder (README, "Wire format").
-@Suite("Wire format: what the decoder takes on purpose")
+@Suite("Wire format: what the decoder takes on purpose", .timeLimit(.minutes(3)))
 struct WireFormatDecisionTests {
     static func event(_ members: String, timestamp: String = "2025-10-10T12:00:00Z") -> [UInt8] {
         Array(#"{"id":"e1","change_type":"node_added","timestamp":"\#(timestamp)","subject":"s"\#(members)}"#.utf8)
