@@ -183,11 +183,10 @@ struct EngineMachine<Payload: Sendable> {
     }
 
     struct CycleState {
-        /// The offsets of the cycle, per partition, and the generation they were taken in.
+        /// The offsets of the cycle, per partition.
         var records: [TopicPartition: [Int64]]
         var keys: [[UInt8]]
         var nilKeys: [TopicPartition: Int]
-        var recordsPerPartition: [TopicPartition: Int]
     }
 
     struct Revocation {
@@ -273,7 +272,7 @@ struct EngineMachine<Payload: Sendable> {
         case .assigned(let assigned):
             rebalanceHoldUntil = nil
             assign(assigned)
-        case .revoked(let revoked, let id): revoke(revoked, id: id, at: now, &actions)
+        case .revoked(let revoked, let id): revoke(revoked, id: id, at: now)
         case .lost(let lost):
             forgetRevocations(of: lost)
             for partition in lost { remove(partition) }
@@ -373,7 +372,7 @@ struct EngineMachine<Payload: Sendable> {
         order = partitions.keys.sorted()
     }
 
-    private mutating func revoke(_ revoked: Set<TopicPartition>, id: RevocationID, at now: Instant, _ actions: inout [Action]) {
+    private mutating func revoke(_ revoked: Set<TopicPartition>, id: RevocationID, at now: Instant) {
         let mine = revoked.filter { partitions[$0] != nil }
         for partition in mine {
             dropBuffered(partition)
@@ -418,12 +417,17 @@ struct EngineMachine<Payload: Sendable> {
 
     private mutating func dropBuffered(_ partition: TopicPartition) {
         guard var state = takeOut(partition) else { return }
-        for entry in state.entries[state.firstBuffered...] {
+        unbuffer(state.entries[state.firstBuffered...])
+        state.entries.removeSubrange(state.firstBuffered...)
+        partitions[partition] = state
+    }
+
+    /// Takes buffered entries, about to be dropped, out of the buffer's accounting.
+    private mutating func unbuffer(_ dropped: ArraySlice<Entry>) {
+        for entry in dropped {
             bufferedRecords -= 1
             bufferedBytes -= entry.size
         }
-        state.entries.removeSubrange(state.firstBuffered...)
-        partitions[partition] = state
         if bufferedRecords == 0 { oldestBuffered = nil }
         if !isBufferFull { fullSince = nil }
     }
@@ -459,7 +463,7 @@ struct EngineMachine<Payload: Sendable> {
         nextCycle += 1
         var payloads: [Payload] = []
         payloads.reserveCapacity(count)
-        var cycle = CycleState(records: [:], keys: [], nilKeys: [:], recordsPerPartition: [:])
+        var cycle = CycleState(records: [:], keys: [], nilKeys: [:])
         for (partition, range) in picks {
             var state = takeOut(partition)!
             var offsets: [Int64] = []
@@ -482,7 +486,6 @@ struct EngineMachine<Payload: Sendable> {
             state.firstBuffered = range.upperBound
             partitions[partition] = state
             cycle.records[partition] = offsets
-            cycle.recordsPerPartition[partition] = offsets.count
             recordsInFlight[partition, default: 0] += offsets.count
         }
         bufferedRecords -= count
@@ -499,18 +502,9 @@ struct EngineMachine<Payload: Sendable> {
 
     private mutating func finishCycle(_ id: CycleID, done: [TopicPartition: [Int64]], at now: Instant, _ actions: inout [Action]) {
         guard let cycle = cycles.removeValue(forKey: id) else { return }
-        for key in cycle.keys {
-            keysInFlight[key]! -= 1
-            if keysInFlight[key] == 0 { keysInFlight[key] = nil }
-        }
-        for (partition, count) in cycle.nilKeys {
-            nilKeysInFlight[partition]! -= count
-            if nilKeysInFlight[partition] == 0 { nilKeysInFlight[partition] = nil }
-        }
-        for (partition, count) in cycle.recordsPerPartition {
-            recordsInFlight[partition]! -= count
-            if recordsInFlight[partition] == 0 { recordsInFlight[partition] = nil }
-        }
+        for key in cycle.keys { Self.release(key, by: 1, in: &keysInFlight) }
+        for (partition, count) in cycle.nilKeys { Self.release(partition, by: count, in: &nilKeysInFlight) }
+        for (partition, offsets) in cycle.records { Self.release(partition, by: offsets.count, in: &recordsInFlight) }
         var anyDone = false
         var anyNotDone = false
         for (partition, offsets) in cycle.records {
@@ -543,10 +537,7 @@ struct EngineMachine<Payload: Sendable> {
         _ state: inout PartitionState, of partition: TopicPartition, to offset: Int64, _ actions: inout [Action]
     ) {
         guard let from = state.index(of: offset) else { return }
-        for entry in state.entries[max(from, state.firstBuffered)...] {
-            bufferedRecords -= 1
-            bufferedBytes -= entry.size
-        }
+        unbuffer(state.entries[max(from, state.firstBuffered)...])
         state.entries.removeSubrange(from...)
         state.firstBuffered = min(state.firstBuffered, state.entries.count)
         generations += 1
@@ -554,9 +545,13 @@ struct EngineMachine<Payload: Sendable> {
         state.next = offset
         state.seekTo = offset
         state.seekTookEffectAfterPoll = nil
-        if bufferedRecords == 0 { oldestBuffered = nil }
-        if !isBufferFull { fullSince = nil }
         actions.append(.seek(TopicPartitionOffset(partition, offset: offset), generation: state.generation))
+    }
+
+    /// Lowers an in-flight count, forgetting it at zero.
+    private static func release<Key: Hashable>(_ key: Key, by count: Int, in counts: inout [Key: Int]) {
+        counts[key]! -= count
+        if counts[key] == 0 { counts[key] = nil }
     }
 
     /// Pops the done records at the head of the window; the commit target follows them.
