@@ -18,7 +18,7 @@ extension RegenerationOrchestrator {
             "cycle started",
             metadata: ["execution": "\(executionID)", "events": "\(plan.recordCount)", "keys": "\(plan.runs.count)"])
         let dispatcher = dispatcher(for: executionID)
-        var report = await dispatcher.dispatch(plan, concurrency: concurrency)
+        var report = await dispatcher.dispatch(plan)
         let completion = await complete(&report, plan: plan, dispatcher: dispatcher, executionID: executionID)
         if let reason = dispatcher.deadLetterErrors.unusable {
             logger.critical("the dead-letter sink cannot store anything any more; stopping without committing this cycle", metadata: ["error": "\(reason)"])
@@ -140,7 +140,7 @@ extension RegenerationOrchestrator {
     private func dispatcher(for executionID: UUID) -> CycleDispatcher {
         CycleDispatcher(
             processor: processor, deadLetters: deadLetters, breaker: breaker, limiter: limiter, retry: config.retry,
-            eventTimeout: watchdog.limit, watchdog: watchdog, environment: environment, logger: logger,
+            eventTimeout: watchdog.limit, watchdog: watchdog, slots: slots, environment: environment, logger: logger,
             executionID: executionID.uuidString.lowercased())
     }
 

@@ -51,6 +51,7 @@ extension RegenerationOrchestrator {
         }
         guard config.adaptiveOptimization, let change = tuner.evaluate(e) else { return }
         recorder.setConcurrency(change.new)
+        slots.setLimit(change.new)
         logger.notice("concurrency \(change.old) -> \(change.new)", metadata: ["reason": "\(change.reason)"])
         await emit(
             .performanceMetric, component: "adaptive",

@@ -21,6 +21,8 @@ public actor RegenerationOrchestrator {
     let limiter: RateLimiter
     /// Times every attempt out after `eventTimeoutMs`, with one timer for all of them.
     let watchdog: DeadlineWatchdog
+    /// The concurrency limit, shared by the cycles in flight.
+    let slots: ConcurrencySlots
     let recorder: StatsRecorder
     var tuner: AdaptiveTuner
     var phase = Phase.idle
@@ -57,6 +59,7 @@ public actor RegenerationOrchestrator {
                 targetCycleMs: config.targetCycleMs, initial: config.concurrency)
         }
         recorder = StatsRecorder(concurrency: tuner.concurrency)
+        slots = ConcurrencySlots(limit: tuner.concurrency)
     }
 
     /// Whether cycles are accepted.

@@ -30,6 +30,32 @@ struct DispatchTests {
         await harness.orchestrator.stop()
     }
 
+    @Test("Cycles in flight at once share the concurrency limit: together they never exceed it")
+    func limitSharedByCycles() async throws {
+        let probe = ProcessorProbe()
+        let harness = try await Harness(
+            config: Fixtures.config(concurrency: 4),
+            environment: Fixtures.environment(clock: SystemClock()),
+            processor: ClosureProcessor { _, context in
+                probe.enter(context)
+                defer { probe.leave() }
+                try await Task.sleep(for: .milliseconds(3))
+                return .none
+            })
+        // Two cycles at once, of 40 key runs each (the second one reads another topic).
+        let second = Cycle(records: Fixtures.cycle(count: 80, keys: 40).records.map { record in
+            var record = record
+            record.position.partition.topic = "other"
+            return record
+        })
+        async let a = harness.orchestrator.executeCycle(Fixtures.cycle(count: 80, keys: 40))
+        async let b = harness.orchestrator.executeCycle(second)
+        let (first, other) = try await (a, b)
+        #expect(first.execution.tasksSucceeded == 80 && other.execution.tasksSucceeded == 80)
+        #expect(probe.peak == 4)
+        await harness.orchestrator.stop()
+    }
+
     @Test("Events of one key run one after another in offset order")
     func perKeyOrder() async throws {
         let probe = ProcessorProbe()

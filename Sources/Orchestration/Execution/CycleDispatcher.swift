@@ -1,7 +1,8 @@
 import Logging
 import Synchronization
 
-/// Runs a plan: at most `concurrency` key runs at once; each record with rate limiting,
+/// Runs a plan: each key run in a slot of the orchestrator's concurrency limit (shared
+/// with the other cycles in flight); each record with rate limiting,
 /// the breaker's permission, a per-attempt deadline and retries; failures for good into
 /// the dead-letter sink. Collects every record's outcome.
 struct CycleDispatcher: Sendable {
@@ -12,6 +13,7 @@ struct CycleDispatcher: Sendable {
     let retry: RetryPolicy
     let eventTimeout: Duration
     let watchdog: DeadlineWatchdog
+    let slots: ConcurrencySlots
     let environment: OrchestrationEnvironment
     let logger: Logger
     let executionID: String
@@ -24,21 +26,20 @@ struct CycleDispatcher: Sendable {
         var saturated: Bool
     }
 
-    func dispatch(_ plan: CyclePlan, concurrency: Int) async -> Report {
+    func dispatch(_ plan: CyclePlan) async -> Report {
         let gauge = InFlightGauge()
         var results: [RecordResult] = []
         results.reserveCapacity(plan.recordCount)
         var saturated = false
         await withTaskGroup(of: [RecordResult].self) { group in
-            var inFlight = 0
             for run in plan.runs {
-                if inFlight >= concurrency, let finished = await group.next() {
-                    results += finished
-                    inFlight -= 1
-                    saturated = true
+                // Cancelled while waiting: the run is still reported (as not done), without a slot.
+                let (acquired, waited) = await slots.acquire()
+                saturated = saturated || waited
+                group.addTask {
+                    defer { if acquired { slots.release() } }
+                    return await gauge.tracking { await execute(run) }
                 }
-                group.addTask { await gauge.tracking { await execute(run) } }
-                inFlight += 1
             }
             for await finished in group { results += finished }
         }
