@@ -120,10 +120,11 @@ public struct ServiceSettings: Sendable, Codable, Hashable {
     public var shutdownTimeoutMs = 30_000
     /// Telemetry events buffered while the telemetry broker is slow or away.
     public var telemetryBuffer = 10_000
-    /// Cycles that may run at once: while one runs, the next is already cut and started
-    /// when its keys do not overlap. With 1, cycles run one after another (the next one is
-    /// still fetched meanwhile, and starts while the last one's commit is in flight).
-    public var cyclesInFlight = 1
+    /// Cycles that may run at once, sharing `orchestrator.concurrency`: while one runs, the
+    /// next is already cut and started when its keys do not overlap, so the slots the first
+    /// one's slowest keys leave idle are used. With 1, cycles run one after another (the
+    /// next one is still fetched meanwhile, and starts while the last one's commit is in flight).
+    public var cyclesInFlight = 2
     /// Cycles whose commit may be outstanding beside those in flight: new cycles wait while
     /// more work than (`cyclesInFlight` + this) cycles is done or running but not committed,
     /// which is the most a crash (or a revocation whose commit is refused) processes again.
