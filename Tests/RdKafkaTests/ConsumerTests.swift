@@ -57,6 +57,29 @@ struct ConsumerTests {
         await #expect(throws: KafkaError.self) { try await consumer.commit([owned]) }
     }
 
+    @Test("An outsider's commit sets an empty group's start; a member then reads from there; a subscribed consumer may not use it")
+    func outsiderCommit() async throws {
+        let test = try TestCluster()
+        let topic = uniqueName("events")
+        try await test.cluster.createTopic(topic, partitions: 2)
+        try await test.produce(100, to: topic)
+        let group = uniqueName("group")
+        let start = [TopicPartitionOffset(topic: topic, partition: 0, offset: 10), TopicPartitionOffset(topic: topic, partition: 1, offset: 20)]
+        let outsider = try KafkaConsumer(configuration: test.consumerConfiguration(group: group), logger: test.logger)
+        try await outsider.commitAsOutsider(start)
+        #expect(Set(try await outsider.committed(start.map(\.topicPartition))) == Set(start))
+        try await outsider.close()
+
+        let member = try await test.consumer(group: group, topics: [topic])
+        let messages = try await receive(70, from: member)
+        for position in start {
+            #expect(messages.filter { $0.topicPartition == position.topicPartition }.map(\.offset).min() == position.offset)
+        }
+        let error = await #expect(throws: KafkaError.self) { try await member.commitAsOutsider(start) }
+        #expect(error?.code == .invalidArgument)
+        try await member.close()
+    }
+
     @Test("Headers round-trip byte-exact; a null key, a null header value and an empty value are kept apart")
     func headersAndNulls() async throws {
         let test = try TestCluster(brokers: 1)

@@ -203,6 +203,30 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
+    /// Commits `offsets` for the group without joining it, as an offset-reset tool does:
+    /// for a consumer that never subscribed. The broker accepts it only while the group has
+    /// no members (otherwise `UNKNOWN_MEMBER_ID` or `ILLEGAL_GENERATION`).
+    /// - Throws: `KafkaError.invalidArgument` once this consumer subscribed; the broker's
+    ///   error for the request or any single partition.
+    public func commitAsOutsider(_ offsets: [TopicPartitionOffset]) async throws {
+        guard !offsets.isEmpty else { return }
+        try await perform(on: controlThread, in: [.open]) { handle in
+            var subscription: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+            _ = rd_kafka_subscription(handle, &subscription)
+            let subscribed = (subscription?.pointee.cnt ?? 0) > 0
+            if let subscription { rd_kafka_topic_partition_list_destroy(subscription) }
+            guard !subscribed else { throw KafkaError.invalidArgument("commitAsOutsider is for a consumer that never subscribed") }
+            let list = PartitionList(offsets)
+            let err = rd_kafka_commit(handle, list.pointer, 0)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError.librdkafka(KafkaResponseCode(err), context: "commit \(offsets)")
+            }
+            if let failed = list.elements.first(where: { $0.error != .noError }) {
+                throw KafkaError.librdkafka(failed.error, context: "commit \(failed.position)")
+            }
+        }
+    }
+
     /// The group's committed offsets for `partitions`; `TopicPartitionOffset.invalidOffset` where none.
     /// - Throws: `KafkaError` when the coordinator does not answer within `timeout`.
     public func committed(_ partitions: [TopicPartition], timeout: Duration = .seconds(10)) async throws
