@@ -20,16 +20,20 @@ final class ConcurrencySlots: Sendable {
     var inUse: Int { state.withLock { $0.inUse } }
     var waiting: Int { state.withLock { $0.waiters.count } }
 
-    /// Takes a slot, waiting for one if none is free.
-    /// - Returns: whether a slot was taken (false only when the task was cancelled while
-    ///   waiting; it must then not call ``release()``), and whether it had to wait.
-    func acquire() async -> (acquired: Bool, waited: Bool) {
-        let free = state.withLock { s in
+    /// Takes a slot if one is free and nobody waits for one.
+    func tryAcquire() -> Bool {
+        state.withLock { s in
             guard s.inUse < s.limit, s.waiters.isEmpty else { return false }
             s.inUse += 1
             return true
         }
-        if free { return (true, false) }
+    }
+
+    /// Takes a slot, waiting for one if none is free.
+    /// - Returns: whether a slot was taken (false only when the task was cancelled while
+    ///   waiting; it must then not call ``release()``), and whether it had to wait.
+    func acquire() async -> (acquired: Bool, waited: Bool) {
+        if tryAcquire() { return (true, false) }
         let id = state.withLock { s in
             s.nextWaiter += 1
             return s.nextWaiter
