@@ -5,6 +5,12 @@ import Orchestration
 /// No shell is involved and event data never becomes an argument. Exit status 0 is
 /// success, 75 (`EX_TEMPFAIL`) a retriable failure, anything else a permanent one; a run
 /// past its timeout (or a cancelled one) is killed.
+///
+/// The program's environment is explicit, never regen's own (which may hold secrets such
+/// as `REGEN_KAFKA__SASL_PASSWORD`): ``baseVariables`` from regen's environment, the
+/// variables named in `inherit`, the `environment` given, then `REGEN_EVENT_TOPIC`,
+/// `_PARTITION`, `_OFFSET`, `_ATTEMPT` and, when the record has one, `TRACEPARENT`.
+/// Nothing named `REGEN_*` is ever taken from regen's environment or the settings.
 public struct CommandProcessor: EventProcessor {
     /// The program and its fixed arguments.
     public let executable: String
@@ -12,16 +18,43 @@ public struct CommandProcessor: EventProcessor {
     public let arguments: [String]
     /// How long one run may take.
     public let timeout: Duration
+    /// The environment every run starts from (before the event's variables).
+    public let environment: [String: String]
+
+    /// What every command gets from regen's environment, when set there.
+    public static let baseVariables = ["PATH", "HOME", "LANG", "TZ"]
+
+    /// Whether `name` may be passed to a command by `inherit` or `environment`: a
+    /// variable name (letters, digits, `_`, not starting with a digit) not starting with `REGEN_`.
+    public static func isPassable(_ name: String) -> Bool {
+        guard let first = name.utf8.first, !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else { return false }
+        return !name.hasPrefix("REGEN_")
+            && name.utf8.allSatisfy { $0 == UInt8(ascii: "_") || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }
+    }
 
     /// Creates a command processor.
-    /// - Throws: `ProcessingError.permanent` when `executable` is not an executable file.
-    public init(executable: String, arguments: [String] = [], timeout: Duration = .seconds(30)) throws {
+    /// - Parameters:
+    ///   - inherit: names of regen's environment variables the command gets too.
+    ///   - environment: variables set for the command.
+    ///   - parent: regen's environment (the process's by default).
+    /// - Throws: `ProcessingError.permanent` when `executable` is not an executable file,
+    ///   or a name in `inherit` or `environment` is not passable (``isPassable(_:)``).
+    public init(
+        executable: String, arguments: [String] = [], timeout: Duration = .seconds(30), inherit: [String] = [],
+        environment: [String: String] = [:], parent: [String: String] = ProcessInfo.processInfo.environment
+    ) throws {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw ProcessingError.permanent("command '\(executable)' is not an executable file")
+        }
+        if let bad = (inherit + environment.keys).first(where: { !Self.isPassable($0) }) {
+            throw ProcessingError.permanent("'\(bad)' cannot be passed to a command: a variable name not starting with REGEN_ is expected")
         }
         self.executable = executable
         self.arguments = arguments
         self.timeout = timeout
+        var base: [String: String] = [:]
+        for name in Self.baseVariables + inherit { base[name] = parent[name] }
+        self.environment = base.merging(environment) { _, given in given }
     }
 
     public func process(_ event: ChangeEvent, context: EventContext) async throws -> ProcessingReport {
@@ -38,7 +71,8 @@ public struct CommandProcessor: EventProcessor {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
+        var environment = self.environment
+        if let traceparent = context.traceparent { environment["TRACEPARENT"] = traceparent }
         environment["REGEN_EVENT_TOPIC"] = context.position.partition.topic
         environment["REGEN_EVENT_PARTITION"] = String(context.position.partition.partition)
         environment["REGEN_EVENT_OFFSET"] = String(context.position.offset)

@@ -42,6 +42,31 @@ struct ServiceConfigurationTests {
         #expect(error?.description.contains("processor.type = teleport is not allowed: must be one of: template, command, simulate") == true)
     }
 
+    @Test("The command processor's environment settings refuse regen's own variables, naming the field")
+    func commandEnvironment() throws {
+        let path = try file("""
+            processor:
+              type: command
+              command:
+                executable: /bin/sh
+                inheritEnvironment: [SHARED_CA, REGEN_KAFKA__SASL_PASSWORD]
+                environment: { MODE: render, REGEN_EVENT_TOPIC: forged }
+            """)
+        let error = #expect(throws: ConfigurationErrors.self) { try ConfigurationLoader(environment: [:]).load(file: path) }
+        #expect(error?.errors.map(\.field) == ["processor.command.inheritEnvironment", "processor.command.environment"])
+        #expect(error?.errors.map(\.value) == ["REGEN_KAFKA__SASL_PASSWORD", "REGEN_EVENT_TOPIC"])
+        let fine = try file("""
+            processor:
+              type: command
+              command: { executable: /bin/sh, inheritEnvironment: [SHARED_CA], environment: { MODE: render } }
+            """)
+        let configuration = try ConfigurationLoader(environment: [:]).load(file: fine)
+        #expect(configuration.processor.command.inheritEnvironment == ["SHARED_CA"])
+        #expect(configuration.processor.command.environment == ["MODE": "render"])
+        let printed = try configuration.redactedJSON()
+        #expect(printed.contains("SHARED_CA") && printed.contains("MODE") && !printed.contains("render"), "the variables' values are redacted")
+    }
+
     @Test("A wrongly typed value and an unknown librdkafka property are named")
     func typesAndLibrdkafka() throws {
         let typed = #expect(throws: ConfigurationLoader.LoadError.self) {

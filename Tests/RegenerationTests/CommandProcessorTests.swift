@@ -47,6 +47,45 @@ struct CommandProcessorTests {
         }
     }
 
+    @Test("The command's environment is explicit: the base, what is inherited or set, the event's variables; never regen's REGEN_* secrets")
+    func explicitEnvironment() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cmd-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let dump = directory.appendingPathComponent("env.txt").path
+        let parent = [
+            "PATH": "/usr/bin:/bin", "HOME": "/home/regen", "REGEN_KAFKA__SASL_PASSWORD": "hunter2", "AWS_SECRET_ACCESS_KEY": "s3cr3t",
+            "SHARED_CA": "/etc/ca.pem",
+        ]
+        let processor = try CommandProcessor(
+            executable: "/bin/sh", arguments: ["-c", "env > '\(dump)'"], inherit: ["SHARED_CA", "NOT_SET_ANYWHERE"],
+            environment: ["MODE": "render", "HOME": "/srv"], parent: parent)
+        let context = EventContext(
+            position: SourcePosition(topic: "changes", partition: 3, offset: 42), key: "k", attempt: 2,
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", executionID: "x")
+        _ = try await processor.process(ChangeEvent(id: "1", changeType: .nodeAdded, subject: "s"), context: context)
+        var seen: [String: String] = [:]
+        for line in try String(contentsOfFile: dump, encoding: .utf8).split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            seen[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        #expect(seen["PATH"] == "/usr/bin:/bin")
+        #expect(seen["HOME"] == "/srv", "what the settings set wins over the base")
+        #expect(seen["SHARED_CA"] == "/etc/ca.pem")
+        #expect(seen["MODE"] == "render")
+        #expect(seen["REGEN_EVENT_TOPIC"] == "changes" && seen["REGEN_EVENT_PARTITION"] == "3")
+        #expect(seen["REGEN_EVENT_OFFSET"] == "42" && seen["REGEN_EVENT_ATTEMPT"] == "2")
+        #expect(seen["TRACEPARENT"] == context.traceparent)
+        #expect(seen["REGEN_KAFKA__SASL_PASSWORD"] == nil && seen["AWS_SECRET_ACCESS_KEY"] == nil && seen["NOT_SET_ANYWHERE"] == nil)
+        #expect(!seen.values.contains("hunter2"))
+
+        // regen's own variables cannot be passed, even by name.
+        for (inherit, environment) in [(["REGEN_KAFKA__SASL_PASSWORD"], [:]), ([], ["REGEN_EVENT_TOPIC": "x"]), (["A=B"], [:])] {
+            #expect(throws: ProcessingError.self) {
+                try CommandProcessor(executable: "/bin/sh", inherit: inherit, environment: environment, parent: parent)
+            }
+        }
+    }
+
     @Test("Event data is never interpreted by a shell or passed as arguments")
     func noInterpolation() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cmd-\(UUID().uuidString.prefix(8))")

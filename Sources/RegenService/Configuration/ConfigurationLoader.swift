@@ -131,6 +131,8 @@ extension ServiceConfiguration {
 
     private static func redact(_ value: Any, key: String = "") -> Any {
         switch value {
+        // The command processor's variables: any of them may be a token.
+        case let map as [String: Any] where key == "environment": return map.mapValues { _ in "[redacted]" }
         case let map as [String: Any]: return Dictionary(uniqueKeysWithValues: map.map { ($0.key, redact($0.value, key: $0.key)) })
         case let list as [Any]: return list.map { redact($0, key: key) }
         default:

@@ -1,6 +1,7 @@
 import Foundation
 import Orchestration
 import RdKafka
+import Regeneration
 
 /// Kafka connection and consumption settings.
 public struct KafkaSettings: Sendable, Codable, Hashable {
@@ -292,6 +293,10 @@ public struct CommandSettings: Sendable, Codable, Hashable {
     public var arguments: [String] = []
     /// How long one run may take, in milliseconds.
     public var timeoutMs = 30_000
+    /// Variables set in the command's environment.
+    public var environment: [String: String] = [:]
+    /// Names of regen's environment variables the command gets too (never `REGEN_*`).
+    public var inheritEnvironment: [String] = []
 
     /// Creates default settings.
     public init() {}
@@ -301,6 +306,8 @@ public struct CommandSettings: Sendable, Codable, Hashable {
         executable = try c.value(.executable, or: "")
         arguments = try c.value(.arguments, or: [])
         timeoutMs = try c.value(.timeoutMs, or: 30_000)
+        environment = try c.value(.environment, or: [:])
+        inheritEnvironment = try c.value(.inheritEnvironment, or: [])
     }
 
     func problems() -> [ConfigurationError] {
@@ -309,6 +316,13 @@ public struct CommandSettings: Sendable, Codable, Hashable {
             FileManager.default.isExecutableFile(atPath: executable), "processor.command.executable", executable,
             "the path of an executable file")
         p.require(timeoutMs >= 1, "processor.command.timeoutMs", timeoutMs, "an integer >= 1")
+        let allowed = "variable names not starting with REGEN_ (regen's own variables, which may hold secrets, never reach the command)"
+        for name in inheritEnvironment.sorted() where !CommandProcessor.isPassable(name) {
+            p.require(false, "processor.command.inheritEnvironment", name, allowed)
+        }
+        for name in environment.keys.sorted() where !CommandProcessor.isPassable(name) {
+            p.require(false, "processor.command.environment", name, allowed)
+        }
         return p.errors
     }
 }

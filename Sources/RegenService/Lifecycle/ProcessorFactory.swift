@@ -12,7 +12,8 @@ enum ProcessorFactory {
         case "command":
             return try CommandProcessor(
                 executable: settings.command.executable, arguments: settings.command.arguments,
-                timeout: .milliseconds(settings.command.timeoutMs))
+                timeout: .milliseconds(settings.command.timeoutMs), inherit: settings.command.inheritEnvironment,
+                environment: settings.command.environment)
         default:
             return try makeSimulated(settings.simulate)
         }
