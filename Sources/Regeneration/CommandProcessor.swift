@@ -11,6 +11,9 @@ import Orchestration
 /// variables named in `inherit`, the `environment` given, then `REGEN_EVENT_TOPIC`,
 /// `_PARTITION`, `_OFFSET`, `_ATTEMPT` and, when the record has one, `TRACEPARENT`.
 /// Nothing named `REGEN_*` is ever taken from regen's environment or the settings.
+///
+/// Creating one makes the process ignore `SIGPIPE`: a command that exits without reading
+/// all of its input would otherwise kill regen while the event is written to it.
 public struct CommandProcessor: EventProcessor {
     /// The program and its fixed arguments.
     public let executable: String
@@ -49,6 +52,8 @@ public struct CommandProcessor: EventProcessor {
         if let bad = (inherit + environment.keys).first(where: { !Self.isPassable($0) }) {
             throw ProcessingError.permanent("'\(bad)' cannot be passed to a command: a variable name not starting with REGEN_ is expected")
         }
+        // A write to a command that has gone then fails with EPIPE instead of killing regen.
+        signal(SIGPIPE, SIG_IGN)
         self.executable = executable
         self.arguments = arguments
         self.timeout = timeout

@@ -86,6 +86,16 @@ struct CommandProcessorTests {
         }
     }
 
+    @Test("A command that exits without reading its input fails or succeeds by its exit status; it does not kill regen with SIGPIPE")
+    func commandIgnoringInput() async throws {
+        // Larger than a pipe's buffer, so the write is still going on when the command has gone.
+        let event = ChangeEvent(id: "1", changeType: .nodeAdded, subject: String(repeating: "x", count: 512 * 1024))
+        let quitter = try CommandProcessor(executable: "/bin/true")
+        #expect(try await quitter.process(event, context: Self.context()).regenerations == 1)
+        let failing = try CommandProcessor(executable: "/bin/false")
+        await #expect(throws: ProcessingError.self) { try await failing.process(event, context: Self.context()) }
+    }
+
     @Test("Event data is never interpreted by a shell or passed as arguments")
     func noInterpolation() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cmd-\(UUID().uuidString.prefix(8))")
