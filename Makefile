@@ -4,7 +4,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release test chaos fuzz fuzz-diff bench soak demo broker clean
+.PHONY: deps build release test coverage chaos fuzz fuzz-diff bench soak demo broker clean
 
 # kcat is the benchmark's baseline (make test runs the benchmark harness at a tiny size).
 deps:
@@ -27,6 +27,25 @@ test: deps
 	$(SWIFT) test --skip-build --skip "BenchHarnessTests|$(BROKER_SUITES)"
 	$(SWIFT) test --skip-build --no-parallel --filter "$(BROKER_SUITES)"
 	$(SWIFT) test --skip-build --filter BenchHarnessTests
+
+# Line coverage per module: every test but the benchmark harness (in the same two steps as
+# make test), on an instrumented build. The regen processes the service tests start are
+# instrumented too and inherit the test process's LLVM_PROFILE_FILE, so their profiles
+# (one per binary, merged online) are counted with the tests' own.
+COVERAGE_DIR = .build/debug/codecov
+# The toolchain's own llvm tools (a distribution's llvm-profdata may not read its profiles).
+LLVM_BIN = $(dir $(realpath $(shell command -v $(SWIFT))))
+coverage: deps
+	$(SWIFT) build --build-tests --enable-code-coverage
+	rm -f $(COVERAGE_DIR)/*.profraw $(COVERAGE_DIR)/*.profdata
+	$(SWIFT) test --skip-build --enable-code-coverage --skip "BenchHarnessTests|$(BROKER_SUITES)"
+	cp $(COVERAGE_DIR)/default.profdata $(COVERAGE_DIR)/logic.profdata
+	$(SWIFT) test --skip-build --enable-code-coverage --no-parallel --filter "$(BROKER_SUITES)"
+	cp $(COVERAGE_DIR)/default.profdata $(COVERAGE_DIR)/broker.profdata
+	$(LLVM_BIN)llvm-profdata merge -sparse $(COVERAGE_DIR)/logic.profdata $(COVERAGE_DIR)/broker.profdata \
+		$(COVERAGE_DIR)/*.profraw -o $(COVERAGE_DIR)/all.profdata
+	$(LLVM_BIN)llvm-cov report .build/debug/regenPackageTests.xctest -instr-profile=$(COVERAGE_DIR)/all.profdata \
+		-ignore-filename-regex='(\.build|Tests|Fuzz)/' | awk -f scripts/coverage-by-module.awk
 
 # The figures of RELIABILITY.md: every fault scenario at full scale (200,000 events and 20
 # restarts, a 10 s broker outage, a one-minute rebalance storm, 20 rounds of poison, 20,000 events
