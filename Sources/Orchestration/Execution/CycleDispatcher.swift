@@ -32,13 +32,22 @@ struct CycleDispatcher: Sendable {
         results.reserveCapacity(plan.recordCount)
         var saturated = false
         await withTaskGroup(of: [RecordResult].self) { group in
+            var running = 0
             for run in plan.runs {
-                // In the pool's queue, not waiting for a run of this cycle to end: with two
-                // cycles in flight, slots the other one frees must not idle while this
-                // one's runs hang. Cancelled while waiting: the run is still reported (as
-                // not done), without a slot.
-                let (acquired, waited) = await slots.acquire()
-                saturated = saturated || waited
+                var acquired = slots.tryAcquire()
+                if !acquired {
+                    saturated = true
+                    // A run of this cycle ending frees a slot most of the time: waiting for
+                    // it costs less than queueing (and collects its results on the way).
+                    if running > 0, let finished = await group.next() {
+                        results += finished
+                        running -= 1
+                        acquired = slots.tryAcquire()
+                    }
+                    // Cancelled while waiting: the run is still reported (as not done), without a slot.
+                    if !acquired { acquired = await slots.acquire().acquired }
+                }
+                running += 1
                 group.addTask {
                     defer { if acquired { slots.release() } }
                     return await gauge.tracking { await execute(run) }
