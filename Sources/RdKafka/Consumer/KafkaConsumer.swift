@@ -191,15 +191,25 @@ public final class KafkaConsumer: Sendable {
             guard !coordinator.commitsHeld else {
                 throw KafkaError.librdkafka(.rebalanceInProgress, context: "commit held until this member's rebalance completes")
             }
-            let list = PartitionList(offsets)
-            let err = rd_kafka_commit(handle, list.pointer, 0)
-            if err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS { coordinator.commitRefusedForRebalance() }
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                throw KafkaError.librdkafka(KafkaResponseCode(err), context: "commit \(offsets)")
+            try Self.commitSync(handle, offsets) { err in
+                if err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS { coordinator.commitRefusedForRebalance() }
             }
-            if let failed = list.elements.first(where: { $0.error != .noError }) {
-                throw KafkaError.librdkafka(failed.error, context: "commit \(failed.position)")
-            }
+        }
+    }
+
+    /// `rd_kafka_commit`, synchronously; `refused` sees the request's error before it is thrown.
+    /// - Throws: the broker's error for the request or any single partition.
+    private static func commitSync(
+        _ handle: OpaquePointer, _ offsets: [TopicPartitionOffset], refused: (rd_kafka_resp_err_t) -> Void = { _ in }
+    ) throws {
+        let list = PartitionList(offsets)
+        let err = rd_kafka_commit(handle, list.pointer, 0)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            refused(err)
+            throw KafkaError.librdkafka(KafkaResponseCode(err), context: "commit \(offsets)")
+        }
+        if let failed = list.elements.first(where: { $0.error != .noError }) {
+            throw KafkaError.librdkafka(failed.error, context: "commit \(failed.position)")
         }
     }
 
@@ -216,14 +226,7 @@ public final class KafkaConsumer: Sendable {
             let subscribed = (subscription?.pointee.cnt ?? 0) > 0
             if let subscription { rd_kafka_topic_partition_list_destroy(subscription) }
             guard !subscribed else { throw KafkaError.invalidArgument("commitAsOutsider is for a consumer that never subscribed") }
-            let list = PartitionList(offsets)
-            let err = rd_kafka_commit(handle, list.pointer, 0)
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                throw KafkaError.librdkafka(KafkaResponseCode(err), context: "commit \(offsets)")
-            }
-            if let failed = list.elements.first(where: { $0.error != .noError }) {
-                throw KafkaError.librdkafka(failed.error, context: "commit \(failed.position)")
-            }
+            try Self.commitSync(handle, offsets)
         }
     }
 
