@@ -42,6 +42,23 @@ struct ServiceConfigurationTests {
         #expect(error?.description.contains("processor.type = teleport is not allowed: must be one of: template, command, simulate") == true)
     }
 
+    @Test("The template processor's durability is fsync unless set to none; anything else is refused, naming the field")
+    func templateDurability() throws {
+        let templates = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cfg-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: templates, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: templates) }
+        let loader = ConfigurationLoader(environment: [:])
+        let byDefault = try loader.load(file: file("processor: { type: template, template: { templates: \(templates) } }"))
+        #expect(byDefault.processor.template.durability == "fsync")
+        let none = try loader.load(file: file("processor: { type: template, template: { templates: \(templates), durability: none } }"))
+        #expect(none.processor.template.durability == "none")
+        let error = #expect(throws: ConfigurationErrors.self) {
+            try loader.load(file: file("processor: { type: template, template: { templates: \(templates), durability: sometimes } }"))
+        }
+        #expect(error?.errors.map(\.field) == ["processor.template.durability"])
+        #expect(error?.description.contains("must be one of: fsync, none") == true, "\(String(describing: error))")
+    }
+
     @Test("The command processor's environment settings refuse regen's own variables, naming the field")
     func commandEnvironment() throws {
         let path = try file("""

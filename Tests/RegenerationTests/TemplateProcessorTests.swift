@@ -112,6 +112,30 @@ struct TemplateProcessorTests {
         #expect(retried.rejected.isEmpty && workspace.read("data.json") == "{ \"count\": 2 }" && workspace.read("nodes/a.html") == "a 2")
     }
 
+    @Test(
+        "A replaced file is kept under .regen/previous as the same file (a hard link, not a copy); both durabilities deploy the same",
+        arguments: [Durability.fsync, .none])
+    func previousVersionIsTheReplacedFile(durability: Durability) async throws {
+        let workspace = try TemplateWorkspace(
+            manifest: Self.pageAndData, templates: ["page": "{{subject}} {{node.properties.v}}", "data": "{ \"count\": {{count}} }"])
+        let processor = try await TemplateProcessor(
+            templatesDirectory: workspace.templates, outputDirectory: workspace.output, durability: durability)
+        _ = try await processor.completeCycle([event("1", "a", .nodeAdded, ["v": 1])], executionID: "one")
+        let before = try FileManager.default.attributesOfItem(atPath: "\(workspace.output)/nodes/a.html")[.systemFileNumber] as? Int
+        _ = try await processor.completeCycle([event("2", "a", .nodeUpdated, ["v": 2])], executionID: "two")
+        #expect(workspace.read("nodes/a.html") == "a 2" && workspace.read("data.json") == "{ \"count\": 1 }")
+        #expect(workspace.read(".regen/previous/nodes/a.html") == "a 1")
+        let kept = try FileManager.default.attributesOfItem(atPath: "\(workspace.output)/.regen/previous/nodes/a.html")
+        #expect(before != nil && kept[.systemFileNumber] as? Int == before, "the previous version is a copy, not the replaced file")
+        _ = try await processor.completeCycle([event("3", "a", .nodeUpdated, ["v": 3])], executionID: "three")
+        #expect(workspace.read(".regen/previous/nodes/a.html") == "a 2" && workspace.read("nodes/a.html") == "a 3")
+        // Nothing is left behind in staging, and the state was replaced, not appended to.
+        let staging = (try? FileManager.default.contentsOfDirectory(atPath: "\(workspace.output)/.regen/staging")) ?? []
+        #expect(staging.isEmpty)
+        let control = try FileManager.default.contentsOfDirectory(atPath: "\(workspace.output)/.regen").sorted()
+        #expect(control == ["previous", "staging", "state.json"] || control == ["previous", "state.json"], "\(control)")
+    }
+
     @Test("A file that fails even without the cycle's subjects is the templates' fault: nothing is rejected, the cycle throws")
     func brokenTemplateIsNotTheEventsFault() async throws {
         let workspace = try TemplateWorkspace(

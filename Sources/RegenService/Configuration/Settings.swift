@@ -264,6 +264,8 @@ public struct TemplateSettings: Sendable, Codable, Hashable {
     public var templates = "templates"
     /// Where artifacts are deployed.
     public var output = "output"
+    /// `fsync`: a cycle is done only once its artifacts and state are on disk; `none`: not.
+    public var durability = "fsync"
 
     /// Creates default settings.
     public init() {}
@@ -272,6 +274,7 @@ public struct TemplateSettings: Sendable, Codable, Hashable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         templates = try c.value(.templates, or: "templates")
         output = try c.value(.output, or: "output")
+        durability = try c.value(.durability, or: "fsync")
     }
 
     func problems() -> [ConfigurationError] {
@@ -281,6 +284,9 @@ public struct TemplateSettings: Sendable, Codable, Hashable {
             FileManager.default.fileExists(atPath: templates, isDirectory: &isDirectory) && isDirectory.boolValue,
             "processor.template.templates", templates, "an existing directory with manifest.yaml and *.mustache templates")
         p.require(!output.isEmpty, "processor.template.output", output, "a directory path")
+        p.require(
+            Durability(rawValue: durability) != nil, "processor.template.durability", durability,
+            "one of: \(Durability.allCases.map(\.rawValue).joined(separator: ", "))")
         return p.errors
     }
 }

@@ -8,7 +8,9 @@ enum ProcessorFactory {
     static func make(_ settings: ProcessorSettings) async throws -> any EventProcessor {
         switch settings.type {
         case "template":
-            return try await TemplateProcessor(templatesDirectory: settings.template.templates, outputDirectory: settings.template.output)
+            return try await TemplateProcessor(
+                templatesDirectory: settings.template.templates, outputDirectory: settings.template.output,
+                durability: Durability(rawValue: settings.template.durability) ?? .fsync)
         case "command":
             return try CommandProcessor(
                 executable: settings.command.executable, arguments: settings.command.arguments,

@@ -55,10 +55,11 @@ struct SubjectStore: Sendable, Codable {
         return try JSONDecoder().decode(SubjectStore.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
     }
 
-    /// Writes the store atomically (temporary file, then rename).
+    /// Writes the store atomically (temporary file, then rename), fsynced unless
+    /// `durability` is `.none`.
     /// - Throws: when the file cannot be written.
-    func save(to path: String) throws {
-        try JSONEncoder().encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+    func save(to path: String, durability: Durability) throws {
+        try DurableFiles.replace(path, with: JSONEncoder().encode(self), durability: durability)
     }
 
     /// The render context of one subject. `file_name` is its file name in per-subject

@@ -21,12 +21,17 @@ public actor TemplateProcessor: EventProcessor {
     private let libraries: [OutputFormat: MustacheLibrary]
     private let deployer: ArtifactDeployer
     private let statePath: String
+    private let durability: Durability
     private let clock: @Sendable () -> Date
     private var store: SubjectStore
 
-    /// Loads the manifest and templates of `templatesDirectory`; writes into `outputDirectory`.
+    /// Loads the manifest and templates of `templatesDirectory`; writes into `outputDirectory`,
+    /// fsyncing what it writes before a cycle counts as done unless `durability` is `.none`.
     /// - Throws: `TemplateError.manifest`, or when templates or the stored state cannot be read.
-    public init(templatesDirectory: String, outputDirectory: String, clock: @escaping @Sendable () -> Date = { Date() }) async throws {
+    public init(
+        templatesDirectory: String, outputDirectory: String, durability: Durability = .fsync,
+        clock: @escaping @Sendable () -> Date = { Date() }
+    ) async throws {
         let manifest = try TemplateManifest.load(from: templatesDirectory)
         graph = DependencyGraph(manifest)
         let texts = try Self.templateTexts(in: templatesDirectory)
@@ -47,7 +52,8 @@ public actor TemplateProcessor: EventProcessor {
         self.libraries = libraries
         let output = URL(fileURLWithPath: outputDirectory)
         try FileManager.default.createDirectory(at: output.appendingPathComponent(".regen"), withIntermediateDirectories: true)
-        deployer = ArtifactDeployer(outputRoot: output)
+        deployer = ArtifactDeployer(outputRoot: output, durability: durability)
+        self.durability = durability
         statePath = output.appendingPathComponent(".regen/state.json").path
         store = try SubjectStore.load(from: statePath)
         self.clock = clock
@@ -90,7 +96,7 @@ public actor TemplateProcessor: EventProcessor {
             }
             if failed.isEmpty {
                 if !files.isEmpty { try deployer.deploy(files, executionID: executionID) }
-                try pass.store.save(to: statePath)
+                try pass.store.save(to: statePath, durability: durability)
                 store = pass.store
                 var rejected: [SourcePosition: String] = [:]
                 for completed in events where Self.isSubjectChange(completed.event) {

@@ -1,0 +1,88 @@
+import Foundation
+
+/// Whether the template processor waits for its files to reach the disk before a cycle
+/// counts as done (and its offsets may be committed).
+public enum Durability: String, Sendable, Codable, CaseIterable {
+    /// Every staged file and every directory it passes through is fsynced: after a power
+    /// loss, a cycle whose offsets were committed has its artifacts and state on disk.
+    case fsync
+    /// No fsync: faster, but a power loss (not a process crash) right after a commit can
+    /// leave artifacts empty or missing while their events are never read again.
+    case none
+}
+
+/// File writes with POSIX calls, so that what must survive a power loss is fsynced:
+/// Foundation's `Data.write(to:)` never is.
+enum DurableFiles {
+    /// Creates (or truncates) `path`, writes `bytes`, and fsyncs it when `durability` asks.
+    /// - Throws: `TemplateError.deploy` naming the path and the system's error.
+    static func write(_ bytes: some Collection<UInt8>, to path: String, durability: Durability) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw failure("create", path) }
+        var closed = false
+        defer { if !closed { _ = close(fd) } }
+        let written: Bool = bytes.withContiguousStorageIfAvailable { writeAll(fd, UnsafeRawBufferPointer($0)) }
+            ?? Array(bytes).withUnsafeBytes { writeAll(fd, $0) }
+        guard written else { throw failure("write", path) }
+        if durability == .fsync, fsync(fd) != 0 { throw failure("fsync", path) }
+        closed = true
+        if close(fd) != 0 { throw failure("close", path) }
+    }
+
+    /// Writes `bytes` to a temporary file beside `path`, fsyncs it, renames it over `path`,
+    /// and fsyncs the directory: `path` is then the old content or the new, never a mix.
+    /// - Throws: `TemplateError.deploy`.
+    static func replace(_ path: String, with bytes: some Collection<UInt8>, durability: Durability) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        do {
+            try write(bytes, to: temporary, durability: durability)
+            guard rename(temporary, path) == 0 else { throw failure("rename to", path) }
+        } catch {
+            _ = unlink(temporary)
+            throw error
+        }
+        if durability == .fsync { try syncDirectory((path as NSString).deletingLastPathComponent) }
+    }
+
+    /// fsyncs a directory, so the names created, renamed or removed in it are on disk.
+    /// - Throws: `TemplateError.deploy`.
+    static func syncDirectory(_ path: String) throws {
+        let fd = open(path.isEmpty ? "." : path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw failure("open directory", path) }
+        defer { _ = close(fd) }
+        if fsync(fd) != 0 { throw failure("fsync directory", path) }
+    }
+
+    /// Creates `directory` and the missing directories above it; returns the ones it
+    /// created, outermost first (their parents must be fsynced for them to last).
+    static func createDirectories(_ directory: URL) throws -> [URL] {
+        var missing: [URL] = []
+        var current = directory.standardizedFileURL
+        while !FileManager.default.fileExists(atPath: current.path) {
+            missing.append(current)
+            let parent = current.deletingLastPathComponent()
+            if parent.path == current.path { break }
+            current = parent
+        }
+        guard !missing.isEmpty else { return [] }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return missing.reversed()
+    }
+
+    private static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Bool {
+        var offset = 0
+        while offset < buffer.count {
+            let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += n
+        }
+        return true
+    }
+
+    private static func failure(_ operation: String, _ path: String) -> TemplateError {
+        .deploy("\(operation) \(path) failed: \(String(cString: strerror(errno)))")
+    }
+}
