@@ -136,6 +136,51 @@ struct TemplateProcessorTests {
         #expect(control == ["previous", "staging", "state.json"] || control == ["previous", "state.json"], "\(control)")
     }
 
+    @Test("A cycle's events read again (a crash after the state was saved, before the commit) change neither the state nor the files")
+    func replayChangesNothing() async throws {
+        let templates = [
+            "page": "{{subject}} {{node.properties.v}}{{#node.edges}} {{predicate}}>{{object}}{{/node.edges}}",
+            "data": "{ \"count\": {{count}}, \"subjects\": [{{#nodes}}\"{{subject}}\"{{^last()}},{{/last()}}{{/nodes}}] }",
+        ]
+        func at(_ partition: Int, _ offset: Int64, _ subject: String, _ type: ChangeType, _ v: Int = 0, edge: String? = nil) -> CompletedEvent {
+            CompletedEvent(
+                event: ChangeEvent(
+                    id: "\(partition)-\(offset)", changeType: type, subject: subject, predicate: edge.map { _ in "links" }, object: edge,
+                    properties: type == .nodeAdded || type == .nodeUpdated ? ["v": .int(v)] : [:]),
+                position: SourcePosition(topic: "t", partition: partition, offset: offset))
+        }
+        // One subject's events from two partitions (the producer did not key by subject), an
+        // edge moved to the end by a later event, a subject removed after an update.
+        let cycle = [
+            at(0, 10, "a", .nodeAdded, 1), at(0, 11, "a", .edgeAdded, edge: "b"), at(0, 12, "a", .edgeAdded, edge: "c"),
+            at(0, 13, "a", .edgeAdded, edge: "b"), at(0, 14, "c", .nodeUpdated, 5),
+            at(1, 40, "a", .nodeUpdated, 2), at(1, 41, "c", .nodeRemoved), at(1, 42, "b", .nodeAdded, 7),
+        ]
+        let once = try TemplateWorkspace(manifest: Self.pageAndData, templates: templates)
+        let twice = try TemplateWorkspace(manifest: Self.pageAndData, templates: templates)
+        let fixed: @Sendable () -> Date = { Date(timeIntervalSince1970: 1_800_000_000) }
+        let first = try await TemplateProcessor(templatesDirectory: once.templates, outputDirectory: once.output, clock: fixed)
+        _ = try await first.completeCycle(cycle, executionID: "x")
+        let second = try await TemplateProcessor(templatesDirectory: twice.templates, outputDirectory: twice.output, clock: fixed)
+        _ = try await second.completeCycle(cycle, executionID: "x")
+        // Restarted: a new processor over the same output reads the whole cycle again, then
+        // only partition 0's part of it (partition 1's offsets were committed).
+        let restarted = try await TemplateProcessor(templatesDirectory: twice.templates, outputDirectory: twice.output, clock: fixed)
+        let replayed = try await restarted.completeCycle(cycle, executionID: "y")
+        let partly = try await restarted.completeCycle(cycle.filter { $0.position.partition.partition == 0 }, executionID: "z")
+        #expect(replayed.report.regenerations == 0 && partly.report.regenerations == 0 && replayed.rejected.isEmpty)
+        #expect(once.read("nodes/a.html") == "a 2 links>c links>b")
+        #expect(once.read("nodes/c.html") == "c ", "a removed subject's page is rendered without its state")
+        #expect(once.read("data.json") == "{ \"count\": 2, \"subjects\": [\"a\",\"b\"] }")
+        #expect(once.files() == twice.files())
+        for file in once.files() { #expect(once.read(file) == twice.read(file), "\(file)") }
+        #expect(once.read(".regen/state.json") == twice.read(".regen/state.json"))
+
+        // A later event still applies, also to a removed subject from the partition that did not remove it.
+        let later = try await restarted.completeCycle([at(0, 15, "c", .nodeUpdated, 6), at(0, 16, "a", .nodeUpdated, 3)], executionID: "w")
+        #expect(later.report.regenerations == 3 && twice.read("nodes/a.html") == "a 3 links>c links>b" && twice.read("nodes/c.html") == "c 6")
+    }
+
     @Test("A file that fails even without the cycle's subjects is the templates' fault: nothing is rejected, the cycle throws")
     func brokenTemplateIsNotTheEventsFault() async throws {
         let workspace = try TemplateWorkspace(

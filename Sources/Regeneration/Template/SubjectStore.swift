@@ -4,6 +4,12 @@ import Orchestration
 
 /// The latest known state of every subject, built from change events and persisted
 /// next to the output, so a restart renders from the same state.
+///
+/// Each subject remembers the offset of the last event applied to it from each input
+/// partition (and keeps remembering it after it is removed), so an event read again
+/// after a crash (its cycle was applied but not committed) is recognised and applying
+/// it twice changes nothing, even when the subject's later events came from another
+/// partition.
 struct SubjectStore: Sendable, Codable {
     struct Edge: Sendable, Codable, Hashable {
         var predicate: String
@@ -16,36 +22,87 @@ struct SubjectStore: Sendable, Codable {
         var lastChange: ChangeType = .nodeAdded
         var updatedAt: Date = .distantPast
         var source = ""
+        /// The offset of the last event applied, per input partition (`topic/partition`).
+        var applied: [String: Int64] = [:]
+
+        init() {}
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            properties = try c.decodeIfPresent([String: JSONValue].self, forKey: .properties) ?? [:]
+            edges = try c.decodeIfPresent([Edge].self, forKey: .edges) ?? []
+            lastChange = try c.decodeIfPresent(ChangeType.self, forKey: .lastChange) ?? .nodeAdded
+            updatedAt = try c.decodeIfPresent(Date.self, forKey: .updatedAt) ?? .distantPast
+            source = try c.decodeIfPresent(String.self, forKey: .source) ?? ""
+            applied = try c.decodeIfPresent([String: Int64].self, forKey: .applied) ?? [:]  // absent in a state written before positions were kept
+        }
     }
 
     private(set) var subjects: [String: Subject] = [:]
+    /// Removed subjects: the offsets applied to each, per input partition, up to its removal.
+    private(set) var removed: [String: [String: Int64]] = [:]
 
-    /// Applies one event (in offset order per subject).
-    mutating func apply(_ event: ChangeEvent) {
+    init() {}
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        subjects = try c.decodeIfPresent([String: Subject].self, forKey: .subjects) ?? [:]
+        removed = try c.decodeIfPresent([String: [String: Int64]].self, forKey: .removed) ?? [:]
+    }
+
+    /// Whether `completed` changed its subject's state already (read again after a crash).
+    func hasApplied(_ completed: CompletedEvent) -> Bool {
+        guard Self.changesSubject(completed.event) else { return false }
+        let subject = completed.event.subject
+        let applied = subjects[subject]?.applied ?? removed[subject] ?? [:]
+        guard let last = applied[Self.stream(of: completed.position)] else { return false }
+        return completed.position.offset <= last
+    }
+
+    /// Applies one event (in offset order per partition) unless it was applied already.
+    mutating func apply(_ completed: CompletedEvent) {
+        let event = completed.event
+        guard Self.changesSubject(event), !hasApplied(completed) else { return }
+        var applied = subjects[event.subject]?.applied ?? removed[event.subject] ?? [:]
+        applied[Self.stream(of: completed.position)] = completed.position.offset
         switch event.changeType {
         case .nodeRemoved:
             subjects[event.subject] = nil
+            removed[event.subject] = applied
+            return
         case .nodeAdded, .nodeUpdated:
             var subject = subjects[event.subject] ?? Subject()
             if event.changeType == .nodeAdded { subject.properties = [:] }
             subject.properties.merge(event.properties) { _, new in new }
-            record(event, into: &subject)
+            record(event, applied, into: &subject)
         case .edgeAdded, .edgeUpdated, .edgeRemoved:
             var subject = subjects[event.subject] ?? Subject()
             let edge = Edge(predicate: event.predicate ?? "", object: event.object ?? "")
             subject.edges.removeAll { $0 == edge }
             if event.changeType != .edgeRemoved { subject.edges.append(edge) }
-            record(event, into: &subject)
+            record(event, applied, into: &subject)
         case .schemaChanged, .templateChanged:
-            break  // affect what is rendered, not a subject's state
+            break
         }
     }
 
-    private mutating func record(_ event: ChangeEvent, into subject: inout Subject) {
+    private mutating func record(_ event: ChangeEvent, _ applied: [String: Int64], into subject: inout Subject) {
         subject.lastChange = event.changeType
         subject.updatedAt = event.timestamp
         subject.source = event.source
+        subject.applied = applied
         subjects[event.subject] = subject
+        removed[event.subject] = nil
+    }
+
+    /// Whether the event changes its subject's state (schema and template changes name no
+    /// subject: they affect what is rendered).
+    static func changesSubject(_ event: ChangeEvent) -> Bool {
+        event.changeType != .schemaChanged && event.changeType != .templateChanged
+    }
+
+    private static func stream(of position: SourcePosition) -> String {
+        "\(position.partition.topic)/\(position.partition.partition)"
     }
 
     /// Loads the store at `path`, or an empty one when there is none yet.
@@ -59,7 +116,9 @@ struct SubjectStore: Sendable, Codable {
     /// `durability` is `.none`.
     /// - Throws: when the file cannot be written.
     func save(to path: String, durability: Durability) throws {
-        try DurableFiles.replace(path, with: JSONEncoder().encode(self), durability: durability)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]  // the same state is the same file
+        try DurableFiles.replace(path, with: encoder.encode(self), durability: durability)
     }
 
     /// The render context of one subject. `file_name` is its file name in per-subject

@@ -78,6 +78,10 @@ public actor TemplateProcessor: EventProcessor {
     /// - Throws: `TemplateError` when a file fails whatever the cycle's subjects, or the
     ///   deployment or the state cannot be written; nothing is deployed then.
     public func completeCycle(_ events: [CompletedEvent], executionID: String) async throws -> CycleCompletion {
+        // Events read again after a crash whose changes the state holds already: their
+        // files were deployed before the state was saved, so they are done.
+        let events = events.filter { !store.hasApplied($0) }
+        guard !events.isEmpty else { return CycleCompletion(report: .none, rejected: [:]) }
         let generatedAt = RFC3339.format(clock())
         var blamed: [String: String] = [:]  // subject → why its events are rejected
         while true {
@@ -164,14 +168,11 @@ public actor TemplateProcessor: EventProcessor {
     /// The store with `events` applied in order.
     private func applying(_ events: [CompletedEvent]) -> SubjectStore {
         var next = store
-        for completed in events { next.apply(completed.event) }
+        for completed in events { next.apply(completed) }
         return next
     }
 
-    /// Whether the event changes its subject's state (schema and template changes name no subject).
-    private static func isSubjectChange(_ event: ChangeEvent) -> Bool {
-        event.changeType != .schemaChanged && event.changeType != .templateChanged
-    }
+    private static func isSubjectChange(_ event: ChangeEvent) -> Bool { SubjectStore.changesSubject(event) }
 
     /// The file's path and its content, rendered and validated for the artifact's format.
     private func render(_ instance: ArtifactInstance, in pass: RenderPass) throws -> (String, String) {
