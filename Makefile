@@ -21,7 +21,7 @@ build: deps
 # processes run one at a time after them (on 2 cores, a dozen clusters and their regen
 # processes at once can starve a member past its session timeout and fail a test that
 # demands zero duplicates); the benchmark harness's own test runs last, alone.
-BROKER_SUITES := ConsumerTests|ProducerTests|LostAssignmentTests|RebalanceTests|DroppedConsumerTests|DeadLetterOutageTests|RebalanceAndCommitTests|BrokerControlTests|ChaosTests|SlowDownstreamTests|BrokerOutageTests|CommitOutageTests|RebalanceStormTests|PoisonInputTests|ScaleOutBenchmark|DeliveryTests|TemplatePoisonTests|ResilienceTests|TelemetryOutageTests
+BROKER_SUITES := ConsumerTests|ProducerTests|LostAssignmentTests|RebalanceTests|DroppedConsumerTests|DeadLetterOutageTests|RebalanceAndCommitTests|BrokerControlTests|ChaosTests|SlowDownstreamTests|BrokerOutageTests|CommitOutageTests|RebalanceStormTests|PoisonInputTests|ScaleOutBenchmark|DeliveryTests|TemplatePoisonTests|TemplateCrashTests|ResilienceTests|TelemetryOutageTests
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip "BenchHarnessTests|$(BROKER_SUITES)"
@@ -52,7 +52,7 @@ coverage: deps
 # through the example templates with unrenderable subjects among them), then
 # the scale-out benchmark on its own (nothing else may share the CPU while it measures).
 # make test runs the scenarios small and skips the benchmark. About 15 minutes.
-CHAOS_SUITES := ChaosTests|SlowDownstreamTests|BrokerOutageTests|CommitOutageTests|RebalanceStormTests|PoisonInputTests|TemplatePoisonTests
+CHAOS_SUITES := ChaosTests|SlowDownstreamTests|BrokerOutageTests|CommitOutageTests|RebalanceStormTests|PoisonInputTests|TemplatePoisonTests|TemplateCrashTests
 chaos: deps
 	$(SWIFT) build --build-tests
 	REGEN_CHAOS=full $(SWIFT) test --skip-build --filter "$(CHAOS_SUITES)"
