@@ -121,7 +121,7 @@ struct Soak: AsyncParsableCommand {
 
 /// The benchmark scenarios, in the order they run.
 enum Scenario: String, CaseIterable {
-    case drain, parallel, overhead, decode, scaling, latency, template
+    case drain, parallel, overhead, decode, scaling, latency, template, renders
 }
 
 /// What every scenario shares: the broker process, the work directory, the scale.
@@ -161,6 +161,7 @@ final class Bench {
         case .scaling: [try await scaling()]
         case .latency: [try await latency()]
         case .template: [try await template()]
+        case .renders: [try await renders()]
         }
     }
 

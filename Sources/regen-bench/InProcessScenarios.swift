@@ -138,3 +138,62 @@ extension Bench {
             settings: ["bytes_per_event": "\(bytes)", "seconds_per_decoder": "\(scale.decodeSeconds)", "threads": "1"])
     }
 }
+
+extension Bench {
+    // MARK: 9. Template renders against the number of subjects
+
+    /// The template processor alone (in this process, no Kafka), with the example templates
+    /// and fsync on: a store of S subjects, then cycles of 500 updates of random subjects;
+    /// the time per cycle and per file rendered, at the smallest S and the largest.
+    func renders() async throws -> ScenarioResult {
+        var perRender: [Int: Double] = [:]
+        var perCycle: [Int: Double] = [:]
+        var rendersPerCycle: [Int: Double] = [:]
+        for subjects in scale.renderSubjects {
+            let output = directory.appendingPathComponent(nextName("renders-\(subjects)")).path
+            let processor = try await TemplateProcessor(templatesDirectory: templates, outputDirectory: output, durability: .fsync)
+            var offset: Int64 = 0
+            func cycle(_ names: [Int], _ type: ChangeType, revision: Int) -> [CompletedEvent] {
+                names.map { index in
+                    defer { offset += 1 }
+                    return CompletedEvent(
+                        event: ChangeEvent(
+                            id: "r-\(offset)", changeType: type, subject: "node-\(index)",
+                            properties: ["title": .string("Node \(index)"), "revision": .int(revision)], source: "regen-bench"),
+                        position: SourcePosition(topic: "bench.renders", partition: 0, offset: offset))
+                }
+            }
+            for first in stride(from: 0, to: subjects, by: 5_000) {
+                _ = try await processor.completeCycle(cycle(Array(first..<min(subjects, first + 5_000)), .nodeAdded, revision: 0), executionID: "fill")
+            }
+            var random = SystemRandomNumberGenerator()
+            var elapsed = Duration.zero
+            var rendered = 0
+            for round in 1...scale.renderCycles {
+                let events = cycle((0..<500).map { _ in Int.random(in: 0..<subjects, using: &random) }, .nodeUpdated, revision: round)
+                let start = ContinuousClock.now
+                let completion = try await processor.completeCycle(events, executionID: "round-\(round)")
+                elapsed += ContinuousClock.now - start
+                rendered += completion.report.regenerations
+            }
+            perCycle[subjects] = elapsed.seconds / Double(scale.renderCycles)
+            perRender[subjects] = elapsed.seconds / Double(max(rendered, 1))
+            rendersPerCycle[subjects] = Double(rendered) / Double(scale.renderCycles)
+            say("  \(subjects) subjects: \(String(format: "%.1f", perCycle[subjects]! * 1000)) ms per cycle, \(String(format: "%.0f", perRender[subjects]! * 1e6)) µs per file")
+        }
+        let small = scale.renderSubjects.min()!, large = scale.renderSubjects.max()!
+        var figures: [String: Double] = [:]
+        for subjects in scale.renderSubjects {
+            figures["cycle_s_\(subjects)"] = perCycle[subjects]
+            figures["render_s_\(subjects)"] = perRender[subjects]
+            figures["renders_per_cycle_\(subjects)"] = rendersPerCycle[subjects]
+        }
+        return result(
+            "renders", "9. template renders, \(large) subjects against \(small)", figure: perRender[large]! * 1e6, unit: "µs per file",
+            figures: figures,
+            baseline: Baseline(name: "\(small) subjects", figure: perRender[small]! * 1e6, figures: ["render_s": perRender[small]!]),
+            ratio: perRender[large]! / perRender[small]!, ratioMeaning: "time per file at \(large) subjects ÷ at \(small)",
+            counts: ["cycles": scale.renderCycles, "events_per_cycle": 500],
+            settings: ["templates": templates, "durability": "fsync", "subjects": scale.renderSubjects.map(String.init).joined(separator: ",")])
+    }
+}
