@@ -181,6 +181,39 @@ struct TemplateProcessorTests {
         #expect(later.report.regenerations == 3 && twice.read("nodes/a.html") == "a 3 links>c links>b" && twice.read("nodes/c.html") == "c 6")
     }
 
+    @Test("Contexts kept from earlier cycles never go stale: many small cycles, a restart midway and one big cycle render the same files")
+    func contextsAcrossCycles() async throws {
+        let templates = [
+            "page": "{{subject}} {{node.properties.v}} {{count}}",
+            "data": "[{{#nodes}}\"{{subject}}:{{properties.v}}:{{last_change}}\"{{^last()}},{{/last()}}{{/nodes}}]",
+        ]
+        var random = SystemRandomNumberGenerator()
+        let types: [ChangeType] = [.nodeAdded, .nodeUpdated, .nodeUpdated, .nodeRemoved, .edgeAdded]
+        let all = (0..<600).map { index in
+            CompletedEvent(
+                event: ChangeEvent(
+                    id: "e\(index)", changeType: types.randomElement(using: &random)!, timestamp: Date(timeIntervalSince1970: Double(index)),
+                    subject: "s\(Int.random(in: 0..<40, using: &random))", predicate: "p", object: "o", properties: ["v": .int(index)]),
+                position: SourcePosition(topic: "t", partition: 0, offset: Int64(index)))
+        }
+        let fixed: @Sendable () -> Date = { Date(timeIntervalSince1970: 1_800_000_000) }
+        let small = try TemplateWorkspace(manifest: Self.pageAndData, templates: templates)
+        var processor = try await TemplateProcessor(templatesDirectory: small.templates, outputDirectory: small.output, clock: fixed)
+        for first in stride(from: 0, to: all.count, by: 25) {
+            if first == 300 {  // a restart: the contexts are built again from the stored state
+                processor = try await TemplateProcessor(templatesDirectory: small.templates, outputDirectory: small.output, clock: fixed)
+            }
+            _ = try await processor.completeCycle(Array(all[first..<first + 25]), executionID: "x")
+        }
+        let big = try TemplateWorkspace(manifest: Self.pageAndData, templates: templates)
+        let once = try await TemplateProcessor(templatesDirectory: big.templates, outputDirectory: big.output, clock: fixed)
+        _ = try await once.completeCycle(all, executionID: "x")
+        #expect(big.read("data.json") == small.read("data.json"))
+        // Pages of subjects untouched by the last cycles were rendered earlier, with the count of then.
+        let latest = Set(all.suffix(25).map(\.event.subject))
+        for subject in latest { #expect(big.read("nodes/\(subject).html") == small.read("nodes/\(subject).html"), "\(subject)") }
+    }
+
     @Test("A file that fails even without the cycle's subjects is the templates' fault: nothing is rejected, the cycle throws")
     func brokenTemplateIsNotTheEventsFault() async throws {
         let workspace = try TemplateWorkspace(

@@ -37,11 +37,14 @@ struct ArtifactDeployer: Sendable {
             let to = try destination(relative)
             let from = staging.appendingPathComponent(relative)
             try FileManager.default.createDirectory(at: from.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try DurableFiles.write(content.utf8, to: from.path, durability: durability)
+            try DurableFiles.write(content.utf8, to: from.path, durability: .none)
             stagingDirectories.insert(from.deletingLastPathComponent().path)
             staged.append((from, to, relative))
         }
-        if durability == .fsync { for directory in stagingDirectories.sorted() { try DurableFiles.syncDirectory(directory) } }
+        if durability == .fsync {
+            try DurableFiles.sync(staged.map(\.from.path))
+            for directory in stagingDirectories.sorted() { try DurableFiles.syncDirectory(directory) }
+        }
         let changed = try moveIntoPlace(staged)
         if durability == .fsync { for directory in changed.sorted() { try DurableFiles.syncDirectory(directory) } }
     }

@@ -24,6 +24,10 @@ public actor TemplateProcessor: EventProcessor {
     private let durability: Durability
     private let clock: @Sendable () -> Date
     private var store: SubjectStore
+    /// What a cycle's render pass starts from: the committed store's subject names in
+    /// order and the render contexts built so far, kept across cycles so a cycle builds
+    /// the contexts of the subjects it changed, not those of every subject.
+    private var rendered = RenderBase()
 
     /// Loads the manifest and templates of `templatesDirectory`; writes into `outputDirectory`,
     /// fsyncing what it writes before a cycle counts as done unless `durability` is `.none`.
@@ -59,6 +63,10 @@ public actor TemplateProcessor: EventProcessor {
         self.clock = clock
     }
 
+    /// Where deployments and state writes run: they block on the disk (fsync), which must
+    /// not hold a thread of Swift's cooperative pool.
+    private static let fileIO = BlockingQueue(label: "regen.template.files")
+
     /// Every `*.mustache` below `directory`, by its relative path without the extension.
     private static func templateTexts(in directory: String) throws -> [String: String] {
         var texts: [String: String] = [:]
@@ -86,8 +94,8 @@ public actor TemplateProcessor: EventProcessor {
         var blamed: [String: String] = [:]  // subject → why its events are rejected
         while true {
             let kept = Self.events(events, leavingOut: Set(blamed.keys))
-            let pass = RenderPass(store: applying(kept), executionID: executionID, generatedAt: generatedAt)
-            let affected = graph.affected(by: kept.map(\.event), knownSubjects: pass.store.subjects.keys.sorted())
+            let pass = renderPass(kept, executionID: executionID, generatedAt: generatedAt)
+            let affected = graph.affected(by: kept.map(\.event), knownSubjects: pass.names)
             var files: [String: String] = [:]
             var failed: [(ArtifactInstance, TemplateError)] = []
             for instance in affected.sorted() {
@@ -99,9 +107,15 @@ public actor TemplateProcessor: EventProcessor {
                 }
             }
             if failed.isEmpty {
-                if !files.isEmpty { try deployer.deploy(files, executionID: executionID) }
-                try pass.store.save(to: statePath, durability: durability)
-                store = pass.store
+                // Files first, then the state: a crash between the two renders the cycle
+                // again; the other order would lose its files for good.
+                let next = pass.store
+                try await Self.fileIO.run { [deployer, statePath, durability, files] in
+                    if !files.isEmpty { try deployer.deploy(files, executionID: executionID) }
+                    try next.save(to: statePath, durability: durability)
+                }
+                store = next
+                rendered = pass.base()
                 var rejected: [SourcePosition: String] = [:]
                 for completed in events where Self.isSubjectChange(completed.event) {
                     if let reason = blamed[completed.event.subject] { rejected[completed.position] = reason }
@@ -134,7 +148,7 @@ public actor TemplateProcessor: EventProcessor {
     ) throws -> [String] {
         guard let artifact = graph.artifact(instance.artifact) else { throw error }
         func fails(leavingOut subjects: Set<String>) -> Bool {
-            let pass = RenderPass(store: applying(Self.events(events, leavingOut: subjects)), executionID: executionID, generatedAt: generatedAt)
+            let pass = renderPass(Self.events(events, leavingOut: subjects), executionID: executionID, generatedAt: generatedAt)
             return (try? render(instance, in: pass)) == nil
         }
         guard fails(leavingOut: blamed) else { return [] }
@@ -165,11 +179,12 @@ public actor TemplateProcessor: EventProcessor {
         subjects.isEmpty ? events : events.filter { !(isSubjectChange($0.event) && subjects.contains($0.event.subject)) }
     }
 
-    /// The store with `events` applied in order.
-    private func applying(_ events: [CompletedEvent]) -> SubjectStore {
+    /// A render pass over the store with `events` applied in order.
+    private func renderPass(_ events: [CompletedEvent], executionID: String, generatedAt: String) -> RenderPass {
         var next = store
         for completed in events { next.apply(completed) }
-        return next
+        let changed = Set(events.lazy.filter { Self.isSubjectChange($0.event) }.map(\.event.subject))
+        return RenderPass(store: next, changed: changed, from: rendered, executionID: executionID, generatedAt: generatedAt)
     }
 
     private static func isSubjectChange(_ event: ChangeEvent) -> Bool { SubjectStore.changesSubject(event) }
@@ -179,16 +194,14 @@ public actor TemplateProcessor: EventProcessor {
         guard let artifact = graph.artifact(instance.artifact), let format = artifact.resolvedFormat,
             let library = libraries[format]
         else { throw TemplateError.manifest("unknown artifact \(instance.artifact)") }
-        var context: [String: Any] = [
+        var fields: [String: Any] = [
             "artifact": artifact.name, "execution_id": pass.executionID, "generated_at": pass.generatedAt,
         ]
-        let nodes = pass.nodes(of: artifact)
-        context["nodes"] = nodes
-        context["count"] = nodes.count
         if let subject = instance.subject {
-            context["subject"] = subject
-            context["node"] = pass.store.context(of: subject)
+            fields["subject"] = subject
+            fields["node"] = pass.context(of: subject)
         }
+        let context = RenderContext(fields: fields) { pass.nodes(of: artifact) }
         guard let text = library.render(context, withTemplate: artifact.template) else {
             throw TemplateError.render(artifact: instance.describe(in: graph), reason: "template '\(artifact.template)' not found")
         }
@@ -199,25 +212,96 @@ public actor TemplateProcessor: EventProcessor {
     }
 }
 
-/// One attempt at rendering a cycle: the state it renders and, per artifact, the contexts
-/// of the subjects it uses, built once however many files of that artifact are rendered.
+/// A file's top-level context: its fixed fields, and `nodes` and `count` built only when
+/// the template asks for them (a page of one subject does not build the list of all).
+private struct RenderContext: MustacheParent {
+    let fields: [String: Any]
+    let nodes: () -> [[String: Any]]
+
+    func child(named name: String) -> Any? {
+        switch name {
+        case "nodes": nodes()
+        case "count": nodes().count
+        default: fields[name]
+        }
+    }
+}
+
+/// The committed store's subject names in order, and the render contexts of its subjects
+/// built so far.
+private struct RenderBase {
+    var names: [String] = []
+    var contexts: [String: [String: Any]] = [:]
+}
+
+/// One attempt at rendering a cycle: the state it renders, the subjects whose state
+/// differs from the committed one, and what it built: each subject's context at most
+/// once, and per set of subject patterns the list of their contexts at most once, however
+/// many files use them.
 private final class RenderPass {
     let store: SubjectStore
     let executionID: String
     let generatedAt: String
-    private var nodesByArtifact: [String: [[String: Any]]] = [:]
+    private let changed: Set<String>
+    private let start: RenderBase
+    private var contexts: [String: [String: Any]] = [:]
+    private var nodesByPatterns: [[String]: [[String: Any]]] = [:]
 
-    init(store: SubjectStore, executionID: String, generatedAt: String) {
+    /// Every subject of the pass's store, in order.
+    let names: [String]
+
+    init(store: SubjectStore, changed: Set<String>, from start: RenderBase, executionID: String, generatedAt: String) {
         self.store = store
+        self.changed = changed
+        self.start = start
         self.executionID = executionID
         self.generatedAt = generatedAt
+        if start.names.isEmpty {
+            names = store.subjects.keys.sorted()  // the first cycle since the start, or an empty store
+        } else {
+            var kept = start.names
+            if !changed.isEmpty { kept.removeAll { changed.contains($0) } }
+            names = Self.merge(kept, changed.filter { store.subjects[$0] != nil }.sorted())
+        }
     }
 
+    /// The render context of `subject` in this pass's state.
+    func context(of subject: String) -> [String: Any] {
+        if let context = contexts[subject] { return context }
+        if !changed.contains(subject), let context = start.contexts[subject] { return context }
+        let context = store.context(of: subject)
+        contexts[subject] = context
+        return context
+    }
+
+    /// The contexts of the subjects `artifact` uses, in order.
     func nodes(of artifact: TemplateManifest.Artifact) -> [[String: Any]] {
-        if let nodes = nodesByArtifact[artifact.name] { return nodes }
-        let nodes = store.subjects.keys.filter(artifact.uses).sorted().map(store.context(of:))
-        nodesByArtifact[artifact.name] = nodes
+        if let nodes = nodesByPatterns[artifact.subjects] { return nodes }
+        let nodes = names.filter(artifact.uses).map(context(of:))
+        nodesByPatterns[artifact.subjects] = nodes
         return nodes
+    }
+
+    /// What the next cycle starts from once this pass's state is committed.
+    func base() -> RenderBase {
+        var next = start.contexts
+        for subject in changed { next[subject] = nil }
+        for (subject, context) in contexts where store.subjects[subject] != nil { next[subject] = context }
+        return RenderBase(names: names, contexts: next)
+    }
+
+    /// Two sorted lists without duplicates as one.
+    private static func merge(_ a: [String], _ b: [String]) -> [String] {
+        guard !b.isEmpty else { return a }
+        var merged: [String] = []
+        merged.reserveCapacity(a.count + b.count)
+        var i = a.startIndex, j = b.startIndex
+        while i < a.endIndex, j < b.endIndex {
+            if a[i] < b[j] { merged.append(a[i]); i += 1 } else { merged.append(b[j]); j += 1 }
+        }
+        merged += a[i...]
+        merged += b[j...]
+        return merged
     }
 }
 
@@ -234,6 +318,19 @@ extension TemplateError {
     var reason: String {
         switch self {
         case .manifest(let reason), .render(_, let reason), .deploy(let reason): reason
+        }
+    }
+}
+
+/// A serial dispatch queue for blocking work, awaited without blocking the caller's thread.
+struct BlockingQueue: Sendable {
+    private let queue: DispatchQueue
+
+    init(label: String) { queue = DispatchQueue(label: label) }
+
+    func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result(catching: work)) }
         }
     }
 }
