@@ -149,6 +149,7 @@ extension Bench {
         var perRender: [Int: Double] = [:]
         var perCycle: [Int: Double] = [:]
         var rendersPerCycle: [Int: Double] = [:]
+        var counts = ["cycles": scale.renderCycles, "events_per_cycle": 500]
         for subjects in scale.renderSubjects {
             let output = directory.appendingPathComponent(nextName("renders-\(subjects)")).path
             let processor = try await TemplateProcessor(templatesDirectory: templates, outputDirectory: output, durability: .fsync)
@@ -179,6 +180,7 @@ extension Bench {
             perCycle[subjects] = elapsed.seconds / Double(scale.renderCycles)
             perRender[subjects] = elapsed.seconds / Double(max(rendered, 1))
             rendersPerCycle[subjects] = Double(rendered) / Double(scale.renderCycles)
+            counts["renders_\(subjects)"] = rendered
             say("  \(subjects) subjects: \(String(format: "%.1f", perCycle[subjects]! * 1000)) ms per cycle, \(String(format: "%.0f", perRender[subjects]! * 1e6)) µs per file")
         }
         let small = scale.renderSubjects.min()!, large = scale.renderSubjects.max()!
@@ -193,7 +195,7 @@ extension Bench {
             figures: figures,
             baseline: Baseline(name: "\(small) subjects", figure: perRender[small]! * 1e6, figures: ["render_s": perRender[small]!]),
             ratio: perRender[large]! / perRender[small]!, ratioMeaning: "time per file at \(large) subjects ÷ at \(small)",
-            counts: ["cycles": scale.renderCycles, "events_per_cycle": 500],
+            counts: counts,
             settings: ["templates": templates, "durability": "fsync", "subjects": scale.renderSubjects.map(String.init).joined(separator: ",")])
     }
 }

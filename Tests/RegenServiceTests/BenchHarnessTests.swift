@@ -38,7 +38,7 @@ struct BenchHarnessTests {
 
         let scenarios = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: results)) as? [[String: Any]])
         let byName = Dictionary(scenarios.map { (($0["name"] as? String) ?? "?", $0) }, uniquingKeysWith: { first, _ in first })
-        #expect(Set(byName.keys) == ["drain", "parallel_io", "overhead_noop", "overhead_cpu", "decode", "decode_large", "scaling", "latency", "template"])
+        #expect(Set(byName.keys) == ["drain", "parallel_io", "overhead_noop", "overhead_cpu", "decode", "decode_large", "scaling", "latency", "template", "renders"])
         for (name, scenario) in byName {
             for key in ["title", "figure", "unit", "figures", "baseline", "ratio", "ratioMeaning", "completed", "counts", "settings", "gitRevision", "machine", "date"] {
                 #expect(scenario[key] != nil, "\(name) has no \(key)")
@@ -59,6 +59,7 @@ struct BenchHarnessTests {
         }
         #expect(counts("drain")["kcat_read"] == counts("drain")["produced"])
         #expect(counts("template")["baseline_committed"] == counts("template")["produced"] && (counts("template")["renders"] ?? 0) > 0)
+        #expect(counts("renders")["renders_50"] ?? 0 > 0 && counts("renders")["renders_200"] ?? 0 > 0, "\(counts("renders"))")
         for name in ["overhead_noop", "overhead_cpu"] { #expect(counts(name)["succeeded"] == counts(name)["events"], "\(name): \(counts(name))") }
         for name in ["decode", "decode_large"] { #expect(counts(name)["accepted"] == counts(name)["inputs"], "\(name): \(counts(name))") }
         let scaling = counts("scaling")
