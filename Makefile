@@ -1,16 +1,18 @@
 # regen — the two commands a fresh machine needs: `make demo` and `make test`.
-# Both install the system packages they need (librdkafka-dev, pkg-config, kcat) when missing.
+# Both install the system packages they need (librdkafka-dev, libsqlite3-dev, pkg-config, kcat) when missing.
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build release test coverage chaos fuzz fuzz-diff bench soak demo broker clean
 
-# kcat is the benchmark's baseline (make test runs the benchmark harness at a tiny size).
+# kcat is the benchmark's baseline (make test runs the benchmark harness at a tiny size);
+# libsqlite3-dev is the template processor's subject store (GRDB links the system SQLite).
 deps:
-	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists rdkafka || ! command -v kcat >/dev/null 2>&1; then \
-		echo "installing librdkafka-dev, pkg-config and kcat"; \
-		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librdkafka-dev pkg-config kcat; \
+	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists rdkafka || ! pkg-config --exists sqlite3 \
+		|| ! command -v kcat >/dev/null 2>&1; then \
+		echo "installing librdkafka-dev, libsqlite3-dev, pkg-config and kcat"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librdkafka-dev libsqlite3-dev pkg-config kcat; \
 	fi
 
 build: deps

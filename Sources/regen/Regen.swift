@@ -11,7 +11,7 @@ struct Regen: AsyncParsableCommand {
         commandName: "regen",
         abstract: "Turns a Kafka stream of change events into regeneration cycles.",
         discussion: "Exit codes: 0 success, 2 usage or configuration error, 1 runtime failure.",
-        subcommands: [RunCommand.self, DemoCommand.self, BrokerCommand.self, ProduceCommand.self, ConfigCommand.self]
+        subcommands: [RunCommand.self, DemoCommand.self, BrokerCommand.self, ProduceCommand.self, ConfigCommand.self, StateCommand.self]
     )
 
     static func main() async {

@@ -60,7 +60,7 @@ struct TemplateCrashTests {
     /// must never be saved before the files rendered from it are deployed, or a crash
     /// between the two loses those renders (the events are then recognised as applied).
     static func pagesBehindState(in output: String) throws -> [String] {
-        guard let data = FileManager.default.contents(atPath: "\(output)/.regen/state.json") else { return [] }
+        guard let data = try? TemplateProcessor.exportState(outputDirectory: output) else { return [] }
         let state = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let subjects = state["subjects"] as? [String: [String: Any]] ?? [:]
         var behind: [String] = []
@@ -135,8 +135,18 @@ struct TemplateCrashTests {
         #expect(crashed.count == Self.subjects + 3 && Set(crashed.keys) == Set(expected.keys), "\(crashed.count) files, expected \(expected.count)")
         let differing = expected.keys.filter { crashed[$0] != expected[$0] }.sorted()
         #expect(differing.isEmpty, "\(differing.count) files differ from the reference: \(differing.prefix(5))")
-        let state = FileManager.default.contents(atPath: "\(output)/.regen/state.json")
-        #expect(state != nil && state == FileManager.default.contents(atPath: "\(referenceOutput)/.regen/state.json"), "the state differs from the reference")
+        let state = try TemplateProcessor.exportState(outputDirectory: output)
+        #expect(state == (try TemplateProcessor.exportState(outputDirectory: referenceOutput)), "the state differs from the reference")
+        // `regen state export` prints the same store, from the configuration's output directory.
+        let export = Process()
+        export.executableURL = RegenProcess.executable
+        export.arguments = ["state", "export", config]
+        let pipe = Pipe()
+        export.standardOutput = pipe
+        try export.run()
+        let printed = pipe.fileHandleForReading.readDataToEndOfFile()
+        export.waitUntilExit()
+        #expect(export.terminationStatus == 0 && printed == state + Data("\n".utf8))
         print("template kills: \(Self.rounds) SIGKILLs (\(killsWithWorkLeft) with input left), \(crashed.count) files equal to the reference")
     }
 }

@@ -129,11 +129,9 @@ struct TemplateProcessorTests {
         #expect(before != nil && kept[.systemFileNumber] as? Int == before, "the previous version is a copy, not the replaced file")
         _ = try await processor.completeCycle([event("3", "a", .nodeUpdated, ["v": 3])], executionID: "three")
         #expect(workspace.read(".regen/previous/nodes/a.html") == "a 2" && workspace.read("nodes/a.html") == "a 3")
-        // Nothing is left behind in staging, and the state was replaced, not appended to.
+        // Nothing is left behind in staging.
         let staging = (try? FileManager.default.contentsOfDirectory(atPath: "\(workspace.output)/.regen/staging")) ?? []
         #expect(staging.isEmpty)
-        let control = try FileManager.default.contentsOfDirectory(atPath: "\(workspace.output)/.regen").sorted()
-        #expect(control == ["previous", "staging", "state.json"] || control == ["previous", "state.json"], "\(control)")
     }
 
     @Test("A cycle's events read again (a crash after the state was saved, before the commit) change neither the state nor the files")
@@ -174,7 +172,11 @@ struct TemplateProcessorTests {
         #expect(once.read("data.json") == "{ \"count\": 2, \"subjects\": [\"a\",\"b\"] }")
         #expect(once.files() == twice.files())
         for file in once.files() { #expect(once.read(file) == twice.read(file), "\(file)") }
-        #expect(once.read(".regen/state.json") == twice.read(".regen/state.json"))
+        let state = try TemplateProcessor.exportState(outputDirectory: once.output)
+        #expect(state == (try TemplateProcessor.exportState(outputDirectory: twice.output)))
+        let exported = try JSONSerialization.jsonObject(with: state) as? [String: [String: [String: Any]]]
+        #expect((exported?["subjects"]?["b"]?["applied"] as? [String: Int])?["t/1"] == 42, "the positions are in the export")
+        #expect((exported?["removed"]?["c"] as? [String: Int]) == ["t/0": 14, "t/1": 41], "the removed subject's positions are kept")
 
         // A later event still applies, also to a removed subject from the partition that did not remove it.
         let later = try await restarted.completeCycle([at(0, 15, "c", .nodeUpdated, 6), at(0, 16, "a", .nodeUpdated, 3)], executionID: "w")
@@ -212,6 +214,75 @@ struct TemplateProcessorTests {
         // Pages of subjects untouched by the last cycles were rendered earlier, with the count of then.
         let latest = Set(all.suffix(25).map(\.event.subject))
         for subject in latest { #expect(big.read("nodes/\(subject).html") == small.read("nodes/\(subject).html"), "\(subject)") }
+    }
+
+    @Test("The subject store survives a restart exactly (hostile strings, numbers, nested values, edges); an old state.json is imported once")
+    func storeSurvivesRestart() async throws {
+        let templates = [
+            "page": "{{subject}}",
+            "data": "[{{#nodes}}{\"s\": \"{{subject}}\", \"p\": {{{properties_json}}}, \"e\": \"{{#edges}}{{predicate}}>{{object}};{{/edges}}\", \"t\": \"{{updated_at}}\"}{{^last()}},{{/last()}}{{/nodes}}]",
+        ]
+        let hostile: [String: JSONValue] = [
+            "quote": .string("say \"hi\" \\ \u{1}\u{1F}\t\n"), "unicode": .string("é ✓ 🎉 \u{2028}"), "big": .number(9_007_199_254_740_991),
+            "fraction": .number(0.1), "negative": .number(-3), "flag": .bool(true), "nothing": .null,
+            "nested": .object(["list": .array([.number(1), .string("two"), .object(["deep": .bool(false)])])]),
+        ]
+        func at(_ offset: Int64, _ subject: String, _ type: ChangeType, _ properties: [String: JSONValue] = [:]) -> CompletedEvent {
+            CompletedEvent(
+                event: ChangeEvent(
+                    id: "\(offset)", changeType: type, timestamp: Date(timeIntervalSince1970: 1_700_000_000.123_456 + Double(offset)),
+                    subject: subject, predicate: "links \"x\"", object: "node <\(offset)>", properties: properties),
+                position: SourcePosition(topic: "t", partition: 3, offset: offset))
+        }
+        let first = [at(1, "a", .nodeAdded, hostile), at(2, "a", .edgeAdded), at(3, "b", .nodeAdded, ["v": .number(1)]), at(4, "b", .nodeRemoved)]
+        let second = [at(5, "c", .nodeAdded, ["v": .number(2)])]  // re-renders data.json over a and c
+        let fixed: @Sendable () -> Date = { Date(timeIntervalSince1970: 1_800_000_000) }
+        let restarted = try TemplateWorkspace(manifest: Self.pageAndData, templates: templates)
+        _ = try await TemplateProcessor(templatesDirectory: restarted.templates, outputDirectory: restarted.output, clock: fixed)
+            .completeCycle(first, executionID: "x")
+        _ = try await TemplateProcessor(templatesDirectory: restarted.templates, outputDirectory: restarted.output, clock: fixed)
+            .completeCycle(second, executionID: "x")
+        let reference = try TemplateWorkspace(manifest: Self.pageAndData, templates: templates)
+        let once = try await TemplateProcessor(templatesDirectory: reference.templates, outputDirectory: reference.output, clock: fixed)
+        _ = try await once.completeCycle(first, executionID: "x")
+        _ = try await once.completeCycle(second, executionID: "x")
+        #expect(restarted.read("data.json") == reference.read("data.json"))
+        #expect(restarted.read("data.json")?.contains("9007199254740991") == true)
+        let exported = try TemplateProcessor.exportState(outputDirectory: restarted.output)
+        #expect(exported == (try TemplateProcessor.exportState(outputDirectory: reference.output)))
+        // The positions of the removed subject are kept: its replayed events change nothing.
+        let replay = try await TemplateProcessor(templatesDirectory: restarted.templates, outputDirectory: restarted.output, clock: fixed)
+            .completeCycle(first + second, executionID: "y")
+        #expect(replay.report.regenerations == 0)
+
+        // A state.json of an earlier regen is imported on the first start, then renamed.
+        let legacy = try TemplateWorkspace(manifest: Self.pageAndData, templates: templates)
+        try FileManager.default.createDirectory(atPath: "\(legacy.output)/.regen", withIntermediateDirectories: true)
+        try exported.write(to: URL(fileURLWithPath: "\(legacy.output)/.regen/state.json"))
+        let imported = try await TemplateProcessor(templatesDirectory: legacy.templates, outputDirectory: legacy.output, clock: fixed)
+        #expect(try TemplateProcessor.exportState(outputDirectory: legacy.output) == exported)
+        #expect(legacy.read(".regen/state.json") == nil && legacy.read(".regen/state.json.imported") != nil)
+        #expect(try await imported.completeCycle(first, executionID: "z").report.regenerations == 0)
+        #expect(throws: TemplateError.self) { try TemplateProcessor.exportState(outputDirectory: legacy.root.appendingPathComponent("none").path) }
+    }
+
+    @Test("Cycles completing at once (cycles in flight) all land: none starts from a state another is replacing")
+    func concurrentCompletions() async throws {
+        let workspace = try TemplateWorkspace(manifest: Self.pageAndData, templates: ["page": "{{subject}}", "data": "{{count}}"])
+        let processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
+        await withTaskGroup(of: Void.self) { group in
+            for partition in 0..<4 {
+                let events = (0..<50).map { index in
+                    CompletedEvent(
+                        event: ChangeEvent(id: "\(partition)-\(index)", changeType: .nodeAdded, subject: "s\(partition)-\(index)"),
+                        position: SourcePosition(topic: "t", partition: partition, offset: Int64(index)))
+                }
+                group.addTask { _ = try? await processor.completeCycle(events, executionID: "p\(partition)") }
+            }
+        }
+        #expect(workspace.read("data.json") == "200")
+        let state = try JSONSerialization.jsonObject(with: TemplateProcessor.exportState(outputDirectory: workspace.output)) as? [String: Any]
+        #expect((state?["subjects"] as? [String: Any])?.count == 200)
     }
 
     @Test("A file that fails even without the cycle's subjects is the templates' fault: nothing is rejected, the cycle throws")

@@ -48,21 +48,6 @@ enum DurableFiles {
         if let first = failures.withLock({ $0.first }) { throw first }
     }
 
-    /// Writes `bytes` to a temporary file beside `path`, fsyncs it, renames it over `path`,
-    /// and fsyncs the directory: `path` is then the old content or the new, never a mix.
-    /// - Throws: `TemplateError.deploy`.
-    static func replace(_ path: String, with bytes: some Collection<UInt8>, durability: Durability) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        do {
-            try write(bytes, to: temporary, durability: durability)
-            guard rename(temporary, path) == 0 else { throw failure("rename to", path) }
-        } catch {
-            _ = unlink(temporary)
-            throw error
-        }
-        if durability == .fsync { try syncDirectory((path as NSString).deletingLastPathComponent) }
-    }
-
     /// fsyncs a directory, so the names created, renamed or removed in it are on disk.
     /// - Throws: `TemplateError.deploy`.
     static func syncDirectory(_ path: String) throws {

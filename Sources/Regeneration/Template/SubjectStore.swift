@@ -42,7 +42,10 @@ struct SubjectStore: Sendable, Codable {
     /// Removed subjects: the offsets applied to each, per input partition, up to its removal.
     private(set) var removed: [String: [String: Int64]] = [:]
 
-    init() {}
+    init(subjects: [String: Subject] = [:], removed: [String: [String: Int64]] = [:]) {
+        self.subjects = subjects
+        self.removed = removed
+    }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -105,20 +108,19 @@ struct SubjectStore: Sendable, Codable {
         "\(position.partition.topic)/\(position.partition.partition)"
     }
 
-    /// Loads the store at `path`, or an empty one when there is none yet.
+    /// Loads the `state.json` at `path` (written by regen before the SQLite store), or an
+    /// empty store when there is none.
     /// - Throws: when the file exists but cannot be read.
     static func load(from path: String) throws -> SubjectStore {
         guard FileManager.default.fileExists(atPath: path) else { return SubjectStore() }
         return try JSONDecoder().decode(SubjectStore.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
     }
 
-    /// Writes the store atomically (temporary file, then rename), fsynced unless
-    /// `durability` is `.none`.
-    /// - Throws: when the file cannot be written.
-    func save(to path: String, durability: Durability) throws {
+    /// The store as JSON, object keys sorted: the same state is the same text.
+    func exported() throws -> Data {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]  // the same state is the same file
-        try DurableFiles.replace(path, with: encoder.encode(self), durability: durability)
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return try encoder.encode(self)
     }
 
     /// The render context of one subject. `file_name` is its file name in per-subject

@@ -126,12 +126,15 @@ public enum TemplateError: Error, Sendable, Hashable, CustomStringConvertible {
     /// `artifact` names the artifact, quoted, with its template and output when known.
     case render(artifact: String, reason: String)
     case deploy(String)
+    /// The subject store cannot be opened, read or written.
+    case state(String)
 
     public var description: String {
         switch self {
         case .manifest(let reason): "template manifest: \(reason)"
         case .render(let artifact, let reason): "render of \(artifact) failed: \(reason)"
         case .deploy(let reason): "deployment failed: \(reason)"
+        case .state(let reason): "subject store: \(reason)"
         }
     }
 }

@@ -20,8 +20,7 @@ public actor TemplateProcessor: EventProcessor {
     private let graph: DependencyGraph
     private let libraries: [OutputFormat: MustacheLibrary]
     private let deployer: ArtifactDeployer
-    private let statePath: String
-    private let durability: Durability
+    private let database: SubjectDatabase
     private let clock: @Sendable () -> Date
     private var store: SubjectStore
     /// What a cycle's render pass starts from: the committed store's subject names in
@@ -57,10 +56,45 @@ public actor TemplateProcessor: EventProcessor {
         let output = URL(fileURLWithPath: outputDirectory)
         try FileManager.default.createDirectory(at: output.appendingPathComponent(".regen"), withIntermediateDirectories: true)
         deployer = ArtifactDeployer(outputRoot: output, durability: durability)
-        self.durability = durability
-        statePath = output.appendingPathComponent(".regen/state.json").path
-        store = try SubjectStore.load(from: statePath)
+        database = try SubjectDatabase(path: Self.databasePath(in: outputDirectory), durability: durability)
+        let legacy = output.appendingPathComponent(".regen/state.json").path
+        if FileManager.default.fileExists(atPath: legacy), try database.isEmpty() {
+            try database.replaceAll(with: SubjectStore.load(from: legacy))
+            try FileManager.default.moveItem(atPath: legacy, toPath: legacy + ".imported")
+        }
+        store = try database.load()
         self.clock = clock
+    }
+
+    private var completing = false
+    private var waitingTurns: [CheckedContinuation<Void, Never>] = []
+
+    private func takeTurn() async {
+        guard completing else {
+            completing = true
+            return
+        }
+        await withCheckedContinuation { waitingTurns.append($0) }  // handed the turn by endTurn
+    }
+
+    private func endTurn() {
+        if waitingTurns.isEmpty { completing = false } else { waitingTurns.removeFirst().resume() }
+    }
+
+    /// The subject store of the output directory `outputDirectory`.
+    static func databasePath(in outputDirectory: String) -> String {
+        URL(fileURLWithPath: outputDirectory).appendingPathComponent(".regen/state.sqlite").path
+    }
+
+    /// The subject store of `outputDirectory` as JSON (keys sorted, one state one text), for
+    /// people and tools that want to look: `regen state export`. Safe while regen runs.
+    /// - Throws: when there is no store there, or it cannot be read.
+    public static func exportState(outputDirectory: String) throws -> Data {
+        let path = databasePath(in: outputDirectory)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TemplateError.state("nothing at \(path): has the template processor run with this output directory?")
+        }
+        return try SubjectDatabase(path: path, durability: .none).load().exported()
     }
 
     /// Where deployments and state writes run: they block on the disk (fsync), which must
@@ -86,6 +120,11 @@ public actor TemplateProcessor: EventProcessor {
     /// - Throws: `TemplateError` when a file fails whatever the cycle's subjects, or the
     ///   deployment or the state cannot be written; nothing is deployed then.
     public func completeCycle(_ events: [CompletedEvent], executionID: String) async throws -> CycleCompletion {
+        // One cycle at a time: with cycles in flight, another cycle's completion would
+        // otherwise start from the state this one is about to replace, while it waits
+        // for the disk.
+        await takeTurn()
+        defer { endTurn() }
         // Events read again after a crash whose changes the state holds already: their
         // files were deployed before the state was saved, so they are done.
         let events = events.filter { !store.hasApplied($0) }
@@ -110,9 +149,10 @@ public actor TemplateProcessor: EventProcessor {
                 // Files first, then the state: a crash between the two renders the cycle
                 // again; the other order would lose its files for good.
                 let next = pass.store
-                try await Self.fileIO.run { [deployer, statePath, durability, files] in
+                let changed = pass.changed
+                try await Self.fileIO.run { [deployer, database, files] in
                     if !files.isEmpty { try deployer.deploy(files, executionID: executionID) }
-                    try next.save(to: statePath, durability: durability)
+                    try database.save(next, changed: changed)
                 }
                 store = next
                 rendered = pass.base()
@@ -242,7 +282,8 @@ private final class RenderPass {
     let store: SubjectStore
     let executionID: String
     let generatedAt: String
-    private let changed: Set<String>
+    /// The subjects the pass's events change.
+    let changed: Set<String>
     private let start: RenderBase
     private var contexts: [String: [String: Any]] = [:]
     private var nodesByPatterns: [[String]: [[String: Any]]] = [:]
@@ -317,7 +358,7 @@ extension TemplateError {
     /// The reason without the artifact's name.
     var reason: String {
         switch self {
-        case .manifest(let reason), .render(_, let reason), .deploy(let reason): reason
+        case .manifest(let reason), .render(_, let reason), .deploy(let reason), .state(let reason): reason
         }
     }
 }
