@@ -128,7 +128,7 @@ struct DemoCommand: AsyncParsableCommand {
               offset commits:          \(progress.commits) (\(progress.failedCommits) failed)
               telemetry:               \(progress.telemetryPublished) records to regen.telemetry and regen.alerts (\(progress.telemetryDropped) dropped)
               dead letters:            topic regen.dlq, each with regen.error, regen.attempts and regen.source.* headers
-              subject state:           \(output)/.regen/state.json
+              subject state:           \(output)/.regen/state.sqlite (regen state export --output \(output))
             """)
     }
 }
