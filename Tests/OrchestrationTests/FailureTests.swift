@@ -62,8 +62,10 @@ struct FailureTests {
 
     @Test("An attempt past its deadline is cancelled, counted as a timeout and retried")
     func timeouts() async throws {
+        // A real clock: the deadline must be long enough that the fast event never reaches
+        // it on a starved machine (300 ms did, once, with the logic tests running in parallel).
         let harness = try await Harness(
-            config: Fixtures.config(maxAttempts: 2, eventTimeoutMs: 300),
+            config: Fixtures.config(maxAttempts: 2, eventTimeoutMs: 2000),
             environment: Fixtures.environment(clock: SystemClock(), random: 0),
             processor: ClosureProcessor { event, _ in
                 if event.subject == "slow" { try await Task.sleep(for: .seconds(3600)) }

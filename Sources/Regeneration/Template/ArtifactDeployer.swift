@@ -37,7 +37,7 @@ struct ArtifactDeployer: Sendable {
             let to = try destination(relative)
             let from = staging.appendingPathComponent(relative)
             try FileManager.default.createDirectory(at: from.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try DurableFiles.write(content.utf8, to: from.path, durability: .none)
+            try DurableFiles.write(content.utf8, to: from.path)
             stagingDirectories.insert(from.deletingLastPathComponent().path)
             staged.append((from, to, relative))
         }

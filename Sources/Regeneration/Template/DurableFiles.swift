@@ -4,20 +4,22 @@ import Synchronization
 /// Whether the template processor waits for its files to reach the disk before a cycle
 /// counts as done (and its offsets may be committed).
 public enum Durability: String, Sendable, Codable, CaseIterable {
-    /// Every staged file and every directory it passes through is fsynced: after a power
-    /// loss, a cycle whose offsets were committed has its artifacts and state on disk.
+    /// Every staged file and every directory it passes through is fsynced, and the subject
+    /// store commits with `synchronous = FULL`: after a power loss, a cycle whose offsets
+    /// were committed has its artifacts and state on disk.
     case fsync
-    /// No fsync: faster, but a power loss (not a process crash) right after a commit can
-    /// leave artifacts empty or missing while their events are never read again.
+    /// No fsync (`synchronous = OFF`): faster, but a power loss (not a process crash) right
+    /// after a commit can leave artifacts empty or missing, or the store behind, while their
+    /// events are never read again.
     case none
 }
 
 /// File writes with POSIX calls, so that what must survive a power loss is fsynced:
 /// Foundation's `Data.write(to:)` never is.
 enum DurableFiles {
-    /// Creates (or truncates) `path`, writes `bytes`, and fsyncs it when `durability` asks.
+    /// Creates (or truncates) `path` and writes `bytes` (not fsynced: see ``sync(_:)``).
     /// - Throws: `TemplateError.deploy` naming the path and the system's error.
-    static func write(_ bytes: some Collection<UInt8>, to path: String, durability: Durability) throws {
+    static func write(_ bytes: some Collection<UInt8>, to path: String) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw failure("create", path) }
         var closed = false
@@ -25,7 +27,6 @@ enum DurableFiles {
         let written: Bool = bytes.withContiguousStorageIfAvailable { writeAll(fd, UnsafeRawBufferPointer($0)) }
             ?? Array(bytes).withUnsafeBytes { writeAll(fd, $0) }
         guard written else { throw failure("write", path) }
-        if durability == .fsync, fsync(fd) != 0 { throw failure("fsync", path) }
         closed = true
         if close(fd) != 0 { throw failure("close", path) }
     }
