@@ -21,6 +21,7 @@ struct ConfigCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try ConfigurationLoader().load(file: file, overrides: overrides)
+            for warning in configuration.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
             print(try configuration.redactedJSON())
         }
     }

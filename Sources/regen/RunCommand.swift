@@ -29,6 +29,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try ConfigurationLoader().load(file: config, overrides: overrides)
         let logger = makeLogger(label: "regen", level: logLevel)
+        for warning in configuration.warnings { logger.warning("configuration: \(warning)") }
         let service = try await RegenService(configuration: configuration, logger: logger)
         exitOnSecondSignal()
         var groupConfiguration = ServiceGroupConfiguration(

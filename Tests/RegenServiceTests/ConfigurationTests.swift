@@ -105,6 +105,57 @@ struct ServiceConfigurationTests {
         #expect(text.contains(#""svc""#) && text.contains("[redacted]"))
     }
 
+    @Test("Secrets from files: read at start, redacted when printed, a warning when others can read them, errors naming the field")
+    func secretFiles() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-secrets-\(UUID().uuidString.prefix(8)))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let password = directory.appendingPathComponent("sasl").path
+        let keyPassword = directory.appendingPathComponent("key").path
+        try "hunter2\n".write(toFile: password, atomically: true, encoding: .utf8)
+        try "s3cr3t".write(toFile: keyPassword, atomically: true, encoding: .utf8)
+        #expect(chmod(password, 0o600) == 0 && chmod(keyPassword, 0o644) == 0)
+        let loader = ConfigurationLoader(environment: ["REGEN_KAFKA__SASL_PASSWORD_FILE": password])
+        let configuration = try loader.load(
+            file: nil, overrides: ["kafka.saslMechanism=PLAIN", "kafka.saslUsername=svc", "kafka.sslKeyPasswordFile=\(keyPassword)"])
+        #expect(configuration.kafka.saslPassword == "hunter2" && configuration.kafka.sslKeyPassword == "s3cr3t")
+        #expect(configuration.kafka.connection.sasl?.password == "hunter2" && configuration.kafka.connection.tls?.keyPassword == "s3cr3t")
+        let text = try configuration.redactedJSON()
+        #expect(!text.contains("hunter2") && !text.contains("s3cr3t") && text.contains("regen-secrets-"), "the file names are shown: \(text)")
+        #expect(configuration.warnings.count == 1 && configuration.warnings.first?.contains("kafka.sslKeyPasswordFile") == true)
+        #expect(configuration.warnings.first?.contains("644") == true, "\(configuration.warnings)")
+
+        let missing = #expect(throws: ConfigurationErrors.self) {
+            try loader.load(file: nil, overrides: ["kafka.sslKeyPasswordFile=\(directory.path)/none"])
+        }
+        #expect(missing?.errors.map(\.field) == ["kafka.sslKeyPasswordFile"])
+        let both = #expect(throws: ConfigurationErrors.self) { try loader.load(file: nil, overrides: ["kafka.saslPassword=inline"]) }
+        #expect(both?.errors.map(\.field) == ["kafka.saslPasswordFile"])
+    }
+
+    @Test("TLS for managed Kafka: CA, client certificate and key reach librdkafka; the broker's host name is checked unless turned off")
+    func tlsSettings() throws {
+        let loader = ConfigurationLoader(environment: [:])
+        let tls = try loader.load(
+            file: file(
+                """
+                kafka:
+                  securityProtocol: ssl
+                  sslCaLocation: /etc/regen/ca.pem
+                  sslCertificateLocation: /etc/regen/client.pem
+                  sslKeyLocation: /etc/regen/client.key
+                """))
+        let properties = tls.consumerConfiguration().effectiveProperties
+        for expected in [
+            "security.protocol=ssl", "ssl.ca.location=/etc/regen/ca.pem", "ssl.certificate.location=/etc/regen/client.pem",
+            "ssl.key.location=/etc/regen/client.key", "ssl.endpoint.identification.algorithm=https",
+        ] { #expect(properties.contains(expected), "\(expected) in \(properties)") }
+        let unchecked = try loader.load(file: nil, overrides: ["kafka.securityProtocol=sasl_ssl", "kafka.sslEndpointIdentification=false"])
+        #expect(unchecked.consumerConfiguration().effectiveProperties.contains("ssl.endpoint.identification.algorithm=none"))
+        let plain = try loader.load(file: nil)
+        #expect(!plain.consumerConfiguration().effectiveProperties.contains("ssl."))
+    }
+
     @Test("regen exits 2 for usage and configuration errors, 0 for a valid check")
     func exitCodes() async throws {
         let bad = try file("orchestrator: { concurrency: -1 }")

@@ -37,7 +37,8 @@ public struct ConfigurationLoader: Sendable {
             let path = Self.settingPath(String(assignment[..<equals]))
             Self.set(&tree, path: path, value: String(assignment[assignment.index(after: equals)...]))
         }
-        let configuration = try decode(tree)
+        var configuration = try decode(tree)
+        configuration.warnings = try configuration.kafka.readSecretFiles()
         try configuration.validate()
         return configuration
     }
@@ -137,7 +138,9 @@ extension ServiceConfiguration {
         case let list as [Any]: return list.map { redact($0, key: key) }
         default:
             let name = key.lowercased()
-            return name.contains("password") || name.contains("secret") || name.hasSuffix("key.pem") ? "[redacted]" : value
+            // A secret's file name is not a secret (saslPasswordFile shows where it is read from).
+            let secret = (name.contains("password") || name.contains("secret") || name.hasSuffix("key.pem")) && !name.hasSuffix("file")
+            return secret ? "[redacted]" : value
         }
     }
 }

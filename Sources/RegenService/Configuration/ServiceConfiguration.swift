@@ -15,6 +15,11 @@ public struct ServiceConfiguration: Sendable, Codable, Hashable {
     public var processor: ProcessorSettings
     /// Service behaviour (shutdown, revocation, identity).
     public var service: ServiceSettings
+    /// What the loader found worth a warning (a secret file others can read); `regen run`
+    /// logs them at start, `config check` prints them. Not part of the file format.
+    public var warnings: [String] = []
+
+    enum CodingKeys: String, CodingKey { case kafka, topics, orchestrator, processor, service }
 
     /// Creates a configuration; every argument has a default.
     public init(

@@ -29,10 +29,23 @@ public struct KafkaSettings: Sendable, Codable, Hashable {
     public var saslMechanism: String?
     /// SASL user name.
     public var saslUsername: String?
-    /// SASL password (never printed).
+    /// SASL password (never printed). Prefer `saslPasswordFile`.
     public var saslPassword: String?
+    /// A file holding the SASL password, read at start (a trailing newline is dropped).
+    public var saslPasswordFile: String?
     /// CA bundle for TLS.
     public var sslCaLocation: String?
+    /// Client certificate (PEM), for mutual TLS.
+    public var sslCertificateLocation: String?
+    /// Client private key (PEM), for mutual TLS.
+    public var sslKeyLocation: String?
+    /// The private key's password (never printed). Prefer `sslKeyPasswordFile`.
+    public var sslKeyPassword: String?
+    /// A file holding the private key's password, read at start.
+    public var sslKeyPasswordFile: String?
+    /// Whether the broker's certificate must name the host regen connected to
+    /// (`ssl.endpoint.identification.algorithm=https`); `false` only for test clusters.
+    public var sslEndpointIdentification = true
     /// Any other librdkafka property, for every client.
     public var properties: [String: String] = [:]
     /// Brokers for telemetry and alerts, when they live on another cluster (default: `bootstrapServers`).
@@ -57,17 +70,65 @@ public struct KafkaSettings: Sendable, Codable, Hashable {
         saslMechanism = try c.decodeIfPresent(String.self, forKey: .saslMechanism)
         saslUsername = try c.decodeIfPresent(String.self, forKey: .saslUsername)
         saslPassword = try c.decodeIfPresent(String.self, forKey: .saslPassword)
+        saslPasswordFile = try c.decodeIfPresent(String.self, forKey: .saslPasswordFile)
         sslCaLocation = try c.decodeIfPresent(String.self, forKey: .sslCaLocation)
+        sslCertificateLocation = try c.decodeIfPresent(String.self, forKey: .sslCertificateLocation)
+        sslKeyLocation = try c.decodeIfPresent(String.self, forKey: .sslKeyLocation)
+        sslKeyPassword = try c.decodeIfPresent(String.self, forKey: .sslKeyPassword)
+        sslKeyPasswordFile = try c.decodeIfPresent(String.self, forKey: .sslKeyPasswordFile)
+        sslEndpointIdentification = try c.value(.sslEndpointIdentification, or: d.sslEndpointIdentification)
         properties = try c.value(.properties, or: d.properties)
         telemetryBootstrapServers = c.contains(.telemetryBootstrapServers) ? try c.list(.telemetryBootstrapServers, or: []) : nil
     }
 
-    /// The connection these settings describe.
+    /// The connection these settings describe (after ``readSecretFiles()``).
     public var connection: KafkaConnection {
-        KafkaConnection(
+        let files = [sslCaLocation, sslCertificateLocation, sslKeyLocation, sslKeyPassword]
+        var properties = self.properties
+        if securityProtocol == .ssl || securityProtocol == .saslSSL, properties["ssl.endpoint.identification.algorithm"] == nil {
+            properties["ssl.endpoint.identification.algorithm"] = sslEndpointIdentification ? "https" : "none"
+        }
+        return KafkaConnection(
             bootstrapServers: bootstrapServers, clientID: clientId, securityProtocol: securityProtocol,
             sasl: saslMechanism.map { .init(mechanism: $0, username: saslUsername, password: saslPassword) },
-            tls: sslCaLocation.map { .init(caLocation: $0) }, properties: properties)
+            tls: files.contains { $0 != nil }
+                ? .init(
+                    caLocation: sslCaLocation, certificateLocation: sslCertificateLocation, keyLocation: sslKeyLocation,
+                    keyPassword: sslKeyPassword)
+                : nil,
+            properties: properties)
+    }
+
+    /// Reads `saslPasswordFile` and `sslKeyPasswordFile` into the secrets they hold.
+    /// - Returns: warnings: a secret file that its group or others can read.
+    /// - Throws: `ConfigurationErrors` naming the field when a file cannot be read, or when
+    ///   both a secret and its file are given.
+    mutating func readSecretFiles() throws -> [String] {
+        var problems = ConfigurationChecker()
+        var warnings: [String] = []
+        func read(_ file: String?, into secret: inout String?, field: String, secretField: String) {
+            guard let file else { return }
+            guard secret == nil else {
+                problems.require(false, "kafka.\(field)", file, "not both kafka.\(secretField) and kafka.\(field): the file alone")
+                return
+            }
+            guard let data = FileManager.default.contents(atPath: file), var text = String(data: data, encoding: .utf8) else {
+                problems.require(false, "kafka.\(field)", file, "a readable UTF-8 file holding the secret")
+                return
+            }
+            if text.hasSuffix("\n") { text.removeLast() }  // "\r\n" is one Character
+            secret = text
+            var status = stat()
+            if stat(file, &status) == 0, status.st_mode & 0o077 != 0 {
+                warnings.append(
+                    "kafka.\(field): \(file) can be read by its group or others (mode \(String(status.st_mode & 0o777, radix: 8))); "
+                        + "chmod 600 it")
+            }
+        }
+        read(saslPasswordFile, into: &saslPassword, field: "saslPasswordFile", secretField: "saslPassword")
+        read(sslKeyPasswordFile, into: &sslKeyPassword, field: "sslKeyPasswordFile", secretField: "sslKeyPassword")
+        guard problems.errors.isEmpty else { throw ConfigurationErrors(errors: problems.errors) }
+        return warnings
     }
 
     func problems() -> [ConfigurationError] {
