@@ -12,6 +12,10 @@ import Orchestration
 /// `_PARTITION`, `_OFFSET`, `_ATTEMPT` and, when the record has one, `TRACEPARENT`.
 /// Nothing named `REGEN_*` is ever taken from regen's environment or the settings.
 ///
+/// The program's standard error is captured: its last ``stderrLimit`` bytes (valid UTF-8,
+/// trimmed) end the failure's reason, so a dead letter's `regen.error` and the log line say
+/// why it failed, not only its exit status.
+///
 /// Creating one makes the process ignore `SIGPIPE`: a command that exits without reading
 /// all of its input would otherwise kill regen while the event is written to it.
 public struct CommandProcessor: EventProcessor {
@@ -23,6 +27,8 @@ public struct CommandProcessor: EventProcessor {
     public let timeout: Duration
     /// The environment every run starts from (before the event's variables).
     public let environment: [String: String]
+    /// How much of the end of a failed run's standard error its reason keeps, in bytes.
+    public let stderrLimit: Int
 
     /// What every command gets from regen's environment, when set there.
     public static let baseVariables = ["PATH", "HOME", "LANG", "TZ"]
@@ -44,7 +50,7 @@ public struct CommandProcessor: EventProcessor {
     ///   or a name in `inherit` or `environment` is not passable (``isPassable(_:)``).
     public init(
         executable: String, arguments: [String] = [], timeout: Duration = .seconds(30), inherit: [String] = [],
-        environment: [String: String] = [:], parent: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String] = [:], stderrLimit: Int = 4096, parent: [String: String] = ProcessInfo.processInfo.environment
     ) throws {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw ProcessingError.permanent("command '\(executable)' is not an executable file")
@@ -57,6 +63,7 @@ public struct CommandProcessor: EventProcessor {
         self.executable = executable
         self.arguments = arguments
         self.timeout = timeout
+        self.stderrLimit = max(0, stderrLimit)
         var base: [String: String] = [:]
         for name in Self.baseVariables + inherit { base[name] = parent[name] }
         self.environment = base.merging(environment) { _, given in given }
@@ -64,15 +71,16 @@ public struct CommandProcessor: EventProcessor {
 
     public func process(_ event: ChangeEvent, context: EventContext) async throws -> ProcessingReport {
         let input = try JSONEncoder().encode(event)
-        let status = try await run(input: input, context: context)
+        let (status, stderr) = try await run(input: input, context: context)
+        let said = stderr.isEmpty ? "" : "; stderr: \(stderr)"
         switch status {
         case 0: return ProcessingReport(regenerations: 1)
-        case 75: throw ProcessingError.retriable("command exited 75 (EX_TEMPFAIL)")
-        default: throw ProcessingError.permanent("command exited \(status)")
+        case 75: throw ProcessingError.retriable("command exited 75 (EX_TEMPFAIL)\(said)")
+        default: throw ProcessingError.permanent("command exited \(status)\(said)")
         }
     }
 
-    private func run(input: Data, context: EventContext) async throws -> Int32 {
+    private func run(input: Data, context: EventContext) async throws -> (status: Int32, stderr: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -86,9 +94,12 @@ public struct CommandProcessor: EventProcessor {
         let stdin = Pipe()
         process.standardInput = stdin
         process.standardOutput = FileHandle.nullDevice
+        let stderr = Pipe()
+        process.standardError = stderr
         let exited = ExitSignal()
         process.terminationHandler = { _ in exited.fire() }
         try process.run()
+        let tail = StderrTail(stderr.fileHandleForReading, limit: stderrLimit)
         // Written from a helper thread: a child that does not read stdin must not block us.
         Thread.detachNewThread {
             try? stdin.fileHandleForWriting.write(contentsOf: input)
@@ -102,10 +113,48 @@ public struct CommandProcessor: EventProcessor {
         if !finished {
             process.terminate()
             await exited.wait(atMost: .seconds(5))
-            throw ProcessingError.retriable("command timed out after \(timeout)")
+            let said = await tail.text(waitingAtMost: .milliseconds(500))
+            throw ProcessingError.retriable("command timed out after \(timeout)\(said.isEmpty ? "" : "; stderr: \(said)")")
         }
         try Task.checkCancellation()
-        return process.terminationStatus
+        // A child the command left running may hold stderr open: its end is not awaited for long.
+        return (process.terminationStatus, await tail.text(waitingAtMost: .seconds(1)))
+    }
+}
+
+/// Reads a child's standard error on a thread of its own until its end, keeping the last
+/// `limit` bytes.
+private final class StderrTail: @unchecked Sendable {  // guarded by `lock`
+    private let lock = NSLock()
+    private var bytes = Data()
+    private var truncated = false
+    private let ended = ExitSignal()
+
+    init(_ handle: FileHandle, limit: Int) {
+        Thread.detachNewThread { [self] in
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                lock.withLock {
+                    bytes.append(chunk)
+                    if bytes.count > limit {
+                        bytes = Data(bytes.suffix(limit))
+                        truncated = true
+                    }
+                }
+            }
+            try? handle.close()
+            ended.fire()
+        }
+    }
+
+    /// What was read, as valid UTF-8 (a character cut by the limit becomes U+FFFD), trimmed,
+    /// once the stream ended or `limit` passed.
+    func text(waitingAtMost limit: Duration) async -> String {
+        await ended.wait(atMost: limit)
+        let (data, cut) = lock.withLock { (bytes, truncated) }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return cut && !text.isEmpty ? "…" + text : text
     }
 }
 

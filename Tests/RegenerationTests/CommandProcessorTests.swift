@@ -96,6 +96,47 @@ struct CommandProcessorTests {
         await #expect(throws: ProcessingError.self) { try await failing.process(event, context: Self.context()) }
     }
 
+    @Test("A failed run's reason ends with its stderr: the last bytes up to the limit, valid UTF-8, also when it times out")
+    func stderrInReason() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cmd-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("noisy.sh").path
+        // 10,000 lines of noise, then a cut multi-byte character at the limit's edge, then the cause.
+        try """
+            #!/bin/sh
+            cat > /dev/null
+            i=0; while [ $i -lt 10000 ]; do echo "noise line $i" >&2; i=$((i+1)); done
+            printf 'é€ template "page" references a missing node\\n' >&2
+            case "$REGEN_EVENT_OFFSET" in
+              1) sleep 30 ;;
+              2) echo "fine" >&2; exit 0 ;;
+            esac
+            exit 3
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        let processor = try CommandProcessor(executable: path, timeout: .seconds(3), stderrLimit: 60)
+        func context(_ offset: Int64) -> EventContext {
+            EventContext(position: SourcePosition(topic: "t", partition: 0, offset: offset), key: "k", attempt: 1, traceparent: nil, executionID: "x")
+        }
+        let event = ChangeEvent(id: "1", changeType: .nodeAdded, subject: "s")
+        let failed = await #expect(throws: ProcessingError.self) { try await processor.process(event, context: context(0)) }
+        let message = failed?.message ?? ""
+        #expect(failed?.kind == .permanent && message.hasPrefix("command exited 3; stderr: …"), "\(message)")
+        #expect(message.hasSuffix("template \"page\" references a missing node") && !message.contains("noise line 1\n"), "\(message)")
+        #expect(message.utf8.count <= "command exited 3; stderr: …".utf8.count + 60 + 3, "\(message.utf8.count) bytes")
+        #expect(String(decoding: Array(message.utf8), as: UTF8.self) == message)
+
+        let timedOut = await #expect(throws: ProcessingError.self) { try await processor.process(event, context: context(1)) }
+        #expect(timedOut?.kind == .retriable && timedOut?.message.contains("timed out") == true)
+        #expect(timedOut?.message.hasSuffix("references a missing node") == true, "\(timedOut?.message ?? "")")
+        // A run that succeeds is not affected by what it wrote to stderr.
+        #expect(try await processor.process(event, context: context(2)).regenerations == 1)
+        let quiet = try CommandProcessor(executable: path, stderrLimit: 0)
+        let bare = await #expect(throws: ProcessingError.self) { try await quiet.process(event, context: context(0)) }
+        #expect(bare?.message == "command exited 3")
+    }
+
     @Test("Event data is never interpreted by a shell or passed as arguments")
     func noInterpolation() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cmd-\(UUID().uuidString.prefix(8))")

@@ -364,6 +364,9 @@ public struct CommandSettings: Sendable, Codable, Hashable {
     public var environment: [String: String] = [:]
     /// Names of regen's environment variables the command gets too (never `REGEN_*`).
     public var inheritEnvironment: [String] = []
+    /// How much of the end of a failed run's standard error goes into its reason (the log
+    /// line and the dead letter's `regen.error`), in bytes; 0 keeps none.
+    public var stderrTailBytes = 4096
 
     /// Creates default settings.
     public init() {}
@@ -375,6 +378,7 @@ public struct CommandSettings: Sendable, Codable, Hashable {
         timeoutMs = try c.value(.timeoutMs, or: 30_000)
         environment = try c.value(.environment, or: [:])
         inheritEnvironment = try c.value(.inheritEnvironment, or: [])
+        stderrTailBytes = try c.value(.stderrTailBytes, or: 4096)
     }
 
     func problems() -> [ConfigurationError] {
@@ -383,6 +387,7 @@ public struct CommandSettings: Sendable, Codable, Hashable {
             FileManager.default.isExecutableFile(atPath: executable), "processor.command.executable", executable,
             "the path of an executable file")
         p.require(timeoutMs >= 1, "processor.command.timeoutMs", timeoutMs, "an integer >= 1")
+        p.require((0...65_536).contains(stderrTailBytes), "processor.command.stderrTailBytes", stderrTailBytes, "an integer from 0 to 65536")
         let allowed = "variable names not starting with REGEN_ (regen's own variables, which may hold secrets, never reach the command)"
         for name in inheritEnvironment.sorted() where !CommandProcessor.isPassable(name) {
             p.require(false, "processor.command.inheritEnvironment", name, allowed)

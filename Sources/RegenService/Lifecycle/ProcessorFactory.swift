@@ -15,7 +15,7 @@ enum ProcessorFactory {
             return try CommandProcessor(
                 executable: settings.command.executable, arguments: settings.command.arguments,
                 timeout: .milliseconds(settings.command.timeoutMs), inherit: settings.command.inheritEnvironment,
-                environment: settings.command.environment)
+                environment: settings.command.environment, stderrLimit: settings.command.stderrTailBytes)
         default:
             return try makeSimulated(settings.simulate)
         }
