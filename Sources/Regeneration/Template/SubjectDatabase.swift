@@ -17,11 +17,23 @@ final class SubjectDatabase: Sendable {
     init(path: String, durability: Durability) throws {
         var configuration = Configuration()
         configuration.journalMode = .wal
+        configuration.busyMode = .timeout(10)  // another writer on the same file (a misconfiguration) waits, then fails
         configuration.prepareDatabase { db in
             try db.execute(sql: durability == .fsync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = OFF")
         }
         queue = try DatabaseQueue(path: path, configuration: configuration)
         try Self.migrator.migrate(queue)
+    }
+
+    /// Opens the database at `path` for reading only: in WAL mode a reader never blocks
+    /// the regen that writes it.
+    /// - Throws: when it cannot be opened, or was not written by this version's migrations.
+    init(readingOnly path: String) throws {
+        var configuration = Configuration()
+        configuration.readonly = true
+        queue = try DatabaseQueue(path: path, configuration: configuration)
+        let known = try queue.read { db in try Self.migrator.hasCompletedMigrations(db) }
+        guard known else { throw DatabaseError(message: "\(path) was not written by this version of regen") }
     }
 
     private static var migrator: DatabaseMigrator {

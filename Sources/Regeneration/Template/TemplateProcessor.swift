@@ -94,7 +94,7 @@ public actor TemplateProcessor: EventProcessor {
         guard FileManager.default.fileExists(atPath: path) else {
             throw TemplateError.state("nothing at \(path): has the template processor run with this output directory?")
         }
-        return try SubjectDatabase(path: path, durability: .none).load().exported()
+        return try SubjectDatabase(readingOnly: path).load().exported()
     }
 
     /// Where deployments and state writes run: they block on the disk (fsync), which must
