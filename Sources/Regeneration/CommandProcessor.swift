@@ -3,8 +3,13 @@ import Orchestration
 
 /// Runs a configured program for each event, with the event as JSON on standard input.
 /// No shell is involved and event data never becomes an argument. Exit status 0 is
-/// success, 75 (`EX_TEMPFAIL`) a retriable failure, anything else a permanent one; a run
-/// past its timeout (or a cancelled one) is killed.
+/// success, 75 (`EX_TEMPFAIL`) a retriable failure, anything else a permanent one.
+///
+/// Each run is in a process group of its own. A run past its timeout (or a cancelled one)
+/// is torn down as a group: SIGTERM to every process in it, SIGKILL to whatever is left
+/// after ``killGrace``, and the failure is reported only once the group is gone (or 5 s
+/// later), so a retry never overlaps the attempt it replaces, and the program's own
+/// children do not outlive it.
 ///
 /// The program's environment is explicit, never regen's own (which may hold secrets such
 /// as `REGEN_KAFKA__SASL_PASSWORD`): ``baseVariables`` from regen's environment, the
@@ -29,6 +34,8 @@ public struct CommandProcessor: EventProcessor {
     public let environment: [String: String]
     /// How much of the end of a failed run's standard error its reason keeps, in bytes.
     public let stderrLimit: Int
+    /// How long a run being torn down has after SIGTERM before SIGKILL.
+    public let killGrace: Duration
 
     /// What every command gets from regen's environment, when set there.
     public static let baseVariables = ["PATH", "HOME", "LANG", "TZ"]
@@ -50,7 +57,8 @@ public struct CommandProcessor: EventProcessor {
     ///   or a name in `inherit` or `environment` is not passable (``isPassable(_:)``).
     public init(
         executable: String, arguments: [String] = [], timeout: Duration = .seconds(30), inherit: [String] = [],
-        environment: [String: String] = [:], stderrLimit: Int = 4096, parent: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String] = [:], stderrLimit: Int = 4096, killGrace: Duration = .seconds(5),
+        parent: [String: String] = ProcessInfo.processInfo.environment
     ) throws {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw ProcessingError.permanent("command '\(executable)' is not an executable file")
@@ -64,6 +72,7 @@ public struct CommandProcessor: EventProcessor {
         self.arguments = arguments
         self.timeout = timeout
         self.stderrLimit = max(0, stderrLimit)
+        self.killGrace = killGrace
         var base: [String: String] = [:]
         for name in Self.baseVariables + inherit { base[name] = parent[name] }
         self.environment = base.merging(environment) { _, given in given }
@@ -98,7 +107,8 @@ public struct CommandProcessor: EventProcessor {
         process.standardError = stderr
         let exited = ExitSignal()
         process.terminationHandler = { _ in exited.fire() }
-        try process.run()
+        try process.run()  // Foundation starts the child in a process group of its own (pgid = pid)
+        let group = process.processIdentifier
         let tail = StderrTail(stderr.fileHandleForReading, limit: stderrLimit)
         // Written from a helper thread: a child that does not read stdin must not block us.
         Thread.detachNewThread {
@@ -108,17 +118,32 @@ public struct CommandProcessor: EventProcessor {
         let finished = await withTaskCancellationHandler {
             await exited.wait(atMost: timeout)
         } onCancel: {
-            process.terminate()
+            _ = kill(-group, SIGTERM)
         }
-        if !finished {
-            process.terminate()
-            await exited.wait(atMost: .seconds(5))
+        if !finished || Task.isCancelled {
+            // Not cancellable itself: a cancelled caller still waits for the group to be gone.
+            await Task.detached { [killGrace] in await Self.tearDown(group: group, exited: exited, grace: killGrace) }.value
+            try Task.checkCancellation()
             let said = await tail.text(waitingAtMost: .milliseconds(500))
             throw ProcessingError.retriable("command timed out after \(timeout)\(said.isEmpty ? "" : "; stderr: \(said)")")
         }
-        try Task.checkCancellation()
         // A child the command left running may hold stderr open: its end is not awaited for long.
         return (process.terminationStatus, await tail.text(waitingAtMost: .seconds(1)))
+    }
+}
+
+extension CommandProcessor {
+    /// SIGTERM to the process group, SIGKILL to what is left of it after `grace`, then
+    /// waits (at most 5 s) until no process of the group is left.
+    fileprivate static func tearDown(group: pid_t, exited: ExitSignal, grace: Duration) async {
+        _ = kill(-group, SIGTERM)
+        await exited.wait(atMost: grace)
+        // The program may be gone while its own children ignore SIGTERM: the group gets SIGKILL either way.
+        _ = kill(-group, SIGKILL)
+        let end = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < end, kill(-group, 0) == 0 || errno != ESRCH {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
     }
 }
 

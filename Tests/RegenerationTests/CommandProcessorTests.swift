@@ -137,6 +137,50 @@ struct CommandProcessorTests {
         #expect(bare?.message == "command exited 3")
     }
 
+    @Test("A timed-out or cancelled run is torn down as a group: a program ignoring SIGTERM and the children it started are gone before the failure is reported")
+    func teardownKillsTheGroup() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cmd-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let pids = directory.appendingPathComponent("pids").path
+        let path = directory.appendingPathComponent("stubborn.sh").path
+        // Ignores SIGTERM, starts a child that ignores it too, and both would run for 5 minutes.
+        try """
+            #!/bin/sh
+            trap '' TERM
+            cat > /dev/null
+            sh -c "trap '' TERM; sleep 300" &
+            echo "$$ $!" >> '\(pids)'
+            sleep 300
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        func alive(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 }
+        func started(_ line: Int) async throws -> [pid_t] {
+            for _ in 0..<500 {
+                let lines = ((try? String(contentsOfFile: pids, encoding: .utf8)) ?? "").split(separator: "\n")
+                if lines.count > line { return lines[line].split(separator: " ").compactMap { pid_t(String($0)) } }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            return []
+        }
+        let processor = try CommandProcessor(executable: path, timeout: .milliseconds(500), killGrace: .milliseconds(200))
+        let event = ChangeEvent(id: "1", changeType: .nodeAdded, subject: "s")
+        let error = await #expect(throws: ProcessingError.self) { try await processor.process(event, context: Self.context()) }
+        #expect(error?.kind == .retriable && error?.message.contains("timed out") == true)
+        let first = try await started(0)
+        #expect(first.count == 2, "the script did not start its child")
+        #expect(first.allSatisfy { !alive($0) }, "still running after the timeout was reported: \(first.filter(alive))")
+
+        // Cancelled (a shutdown or a revocation): the same teardown, then the cancellation.
+        let long = try CommandProcessor(executable: path, timeout: .seconds(3600), killGrace: .milliseconds(200))
+        let run = Task { try await long.process(event, context: Self.context()) }
+        let second = try await started(1)
+        #expect(second.count == 2)
+        run.cancel()
+        await #expect(throws: (any Error).self) { try await run.value }
+        #expect(second.allSatisfy { !alive($0) }, "still running after the cancelled run returned: \(second.filter(alive))")
+    }
+
     @Test("Event data is never interpreted by a shell or passed as arguments")
     func noInterpolation() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cmd-\(UUID().uuidString.prefix(8))")
