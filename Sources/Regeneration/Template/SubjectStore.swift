@@ -119,7 +119,7 @@ struct SubjectStore: Sendable, Codable {
     /// The store as JSON, object keys sorted: the same state is the same text.
     func exported() throws -> Data {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         return try encoder.encode(self)
     }
 
