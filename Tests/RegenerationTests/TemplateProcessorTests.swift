@@ -69,6 +69,22 @@ struct TemplateProcessorTests {
         #expect(!FileManager.default.fileExists(atPath: workspace.root.appendingPathComponent("etc/x.html").path))
     }
 
+    @Test("Hostile subjects (empty, NUL, dots, slashes, very long, alike but for their end) each get a file of their own inside the output")
+    func everySubjectItsOwnFile() async throws {
+        let workspace = try TemplateWorkspace(
+            manifest: "artifacts:\n  - { name: page, template: page, output: \"deep/{{subject}}/x.txt\" }", templates: ["page": "[{{{subject}}}]"])
+        let processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
+        let long = String(repeating: "a", count: 400)
+        let subjects = ["", "\u{0}", ".", "..", "../..", "/", "%00", "%-", "a/../../b", long + "1", long + "2", "x\u{0}y", "ünï", "%2F"]
+        let completion = try await processor.completeCycle(
+            subjects.enumerated().map { event("h\($0.offset)", $0.element, .nodeAdded) }, executionID: "x")
+        #expect(completion.rejected.isEmpty && completion.report.regenerations == subjects.count)
+        let files = workspace.files()
+        #expect(files.count == subjects.count, "\(files)")
+        #expect(files.allSatisfy { $0.hasPrefix("deep/") && $0.hasSuffix("/x.txt") && $0.split(separator: "/").count == 3 }, "\(files)")
+        #expect(Set(files.compactMap { workspace.read($0) }) == Set(subjects.map { "[\($0)]" }), "a file holds another subject's page")
+    }
+
     @Test("A subject whose changes break a file is rejected with the reason; the rest of the cycle is deployed, its state kept")
     func brokenSubjectIsRejected() async throws {
         let workspace = try TemplateWorkspace(

@@ -1,7 +1,11 @@
 /// A subject as one safe path component: anything but letters, digits, `-`, `_` and inner
 /// dots is percent-encoded, so `../../etc/x` stays a file name in its folder. A name that
 /// would pass 200 bytes (file systems allow 255) keeps its first 150 bytes and ends in `~`
-/// and a 64-bit FNV-1a hash of the whole subject, so every subject gets a file.
+/// and a 64-bit FNV-1a hash of the whole subject, so every subject gets a file. The empty
+/// subject is `%-` (a `%` the encoding never writes alone), not `%00`, which is NUL's.
+///
+/// On a case-insensitive file system (macOS's and Windows' defaults), subjects that differ
+/// only in case share one file: keep such outputs on a case-sensitive one.
 enum SubjectFileName {
     static let maxBytes = 200
 
@@ -16,7 +20,7 @@ enum SubjectFileName {
                 name += "%" + hex(byte)
             }
         }
-        if name.isEmpty { return "%00" }
+        if name.isEmpty { return "%-" }
         guard name.utf8.count > maxBytes else { return name }
         // Cut before a %XX escape rather than inside it.
         var prefix = Substring(name.prefix(150))
