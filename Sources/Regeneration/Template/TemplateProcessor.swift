@@ -157,7 +157,7 @@ public actor TemplateProcessor: EventProcessor {
                 store = next
                 rendered = pass.base()
                 var rejected: [SourcePosition: String] = [:]
-                for completed in events where Self.isSubjectChange(completed.event) {
+                for completed in events where SubjectStore.changesSubject(completed.event) {
                     if let reason = blamed[completed.event.subject] { rejected[completed.position] = reason }
                 }
                 return CycleCompletion(
@@ -192,7 +192,7 @@ public actor TemplateProcessor: EventProcessor {
             return (try? render(instance, in: pass)) == nil
         }
         guard fails(leavingOut: blamed) else { return [] }
-        let suspects = Array(Set(events.map(\.event).filter { Self.isSubjectChange($0) && artifact.uses($0.subject) }.map(\.subject)))
+        let suspects = Array(Set(events.map(\.event).filter { SubjectStore.changesSubject($0) && artifact.uses($0.subject) }.map(\.subject)))
             .filter { !blamed.contains($0) }.sorted()
         guard !suspects.isEmpty, !fails(leavingOut: blamed.union(suspects)) else {
             throw TemplateError.render(
@@ -216,18 +216,16 @@ public actor TemplateProcessor: EventProcessor {
 
     /// `events` without the changes of `subjects`.
     private static func events(_ events: [CompletedEvent], leavingOut subjects: Set<String>) -> [CompletedEvent] {
-        subjects.isEmpty ? events : events.filter { !(isSubjectChange($0.event) && subjects.contains($0.event.subject)) }
+        subjects.isEmpty ? events : events.filter { !(SubjectStore.changesSubject($0.event) && subjects.contains($0.event.subject)) }
     }
 
     /// A render pass over the store with `events` applied in order.
     private func renderPass(_ events: [CompletedEvent], executionID: String, generatedAt: String) -> RenderPass {
         var next = store
         for completed in events { next.apply(completed) }
-        let changed = Set(events.lazy.filter { Self.isSubjectChange($0.event) }.map(\.event.subject))
+        let changed = Set(events.lazy.filter { SubjectStore.changesSubject($0.event) }.map(\.event.subject))
         return RenderPass(store: next, changed: changed, from: rendered, executionID: executionID, generatedAt: generatedAt)
     }
-
-    private static func isSubjectChange(_ event: ChangeEvent) -> Bool { SubjectStore.changesSubject(event) }
 
     /// The file's path and its content, rendered and validated for the artifact's format.
     private func render(_ instance: ArtifactInstance, in pass: RenderPass) throws -> (String, String) {
