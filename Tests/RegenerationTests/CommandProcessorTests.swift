@@ -5,12 +5,25 @@ import Testing
 
 @Suite("Command processor", .timeLimit(.minutes(3)))
 struct CommandProcessorTests {
+    /// A new, empty directory of its own.
+    static func scratchDirectory() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cmd-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    /// Writes `text` to `path` and makes it executable.
+    static func writeExecutable(_ text: String, at path: String) throws {
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+    }
+
     /// A script that records its stdin and exits as the event's subject asks.
     static func script(in directory: URL) throws -> (path: String, log: String) {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let log = directory.appendingPathComponent("seen.jsonl").path
         let path = directory.appendingPathComponent("handler.sh").path
-        try """
+        try Self.writeExecutable(
+            """
             #!/bin/sh
             input=$(cat)
             printf '%s\\n' "$input" >> '\(log)'
@@ -20,8 +33,7 @@ struct CommandProcessorTests {
               *slow*) sleep 30 ;;
             esac
             exit 0
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        chmod(path, 0o755)
+            """, at: path)
         return (path, log)
     }
 
@@ -31,7 +43,7 @@ struct CommandProcessorTests {
 
     @Test("Exit 0 succeeds with the event as JSON on stdin; 75 is retriable; other codes are permanent; a hang times out")
     func exitCodes() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cmd-\(UUID().uuidString.prefix(8))")
+        let directory = try Self.scratchDirectory()
         let (path, log) = try Self.script(in: directory)
         let processor = try CommandProcessor(executable: path, timeout: .milliseconds(500))
         let ok = try await processor.process(ChangeEvent(id: "1", changeType: .nodeAdded, subject: "fine"), context: Self.context())
@@ -49,8 +61,7 @@ struct CommandProcessorTests {
 
     @Test("The command's environment is explicit: the base, what is inherited or set, the event's variables; never regen's REGEN_* secrets")
     func explicitEnvironment() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cmd-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try Self.scratchDirectory()
         let dump = directory.appendingPathComponent("env.txt").path
         let parent = [
             "PATH": "/usr/bin:/bin", "HOME": "/home/regen", "REGEN_KAFKA__SASL_PASSWORD": "hunter2", "AWS_SECRET_ACCESS_KEY": "s3cr3t",
@@ -98,12 +109,12 @@ struct CommandProcessorTests {
 
     @Test("A failed run's reason ends with its stderr: the last bytes up to the limit, valid UTF-8, also when it times out")
     func stderrInReason() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cmd-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try Self.scratchDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("noisy.sh").path
         // 10,000 lines of noise, then a cut multi-byte character at the limit's edge, then the cause.
-        try """
+        try Self.writeExecutable(
+            """
             #!/bin/sh
             cat > /dev/null
             i=0; while [ $i -lt 10000 ]; do echo "noise line $i" >&2; i=$((i+1)); done
@@ -113,8 +124,7 @@ struct CommandProcessorTests {
               2) echo "fine" >&2; exit 0 ;;
             esac
             exit 3
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        chmod(path, 0o755)
+            """, at: path)
         let processor = try CommandProcessor(executable: path, timeout: .seconds(3), stderrLimit: 60)
         func context(_ offset: Int64) -> EventContext {
             EventContext(position: SourcePosition(topic: "t", partition: 0, offset: offset), key: "k", attempt: 1, traceparent: nil, executionID: "x")
@@ -139,21 +149,20 @@ struct CommandProcessorTests {
 
     @Test("A timed-out or cancelled run is torn down as a group: a program ignoring SIGTERM and the children it started are gone before the failure is reported")
     func teardownKillsTheGroup() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cmd-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try Self.scratchDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let pids = directory.appendingPathComponent("pids").path
         let path = directory.appendingPathComponent("stubborn.sh").path
         // Ignores SIGTERM, starts a child that ignores it too, and both would run for 5 minutes.
-        try """
+        try Self.writeExecutable(
+            """
             #!/bin/sh
             trap '' TERM
             cat > /dev/null
             sh -c "trap '' TERM; sleep 300" &
             echo "$$ $!" >> '\(pids)'
             sleep 300
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        chmod(path, 0o755)
+            """, at: path)
         func alive(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 }
         func started(_ line: Int) async throws -> [pid_t] {
             for _ in 0..<500 {
@@ -183,7 +192,7 @@ struct CommandProcessorTests {
 
     @Test("Event data is never interpreted by a shell or passed as arguments")
     func noInterpolation() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-cmd-\(UUID().uuidString.prefix(8))")
+        let directory = try Self.scratchDirectory()
         let (path, _) = try Self.script(in: directory)
         let marker = directory.appendingPathComponent("pwned").path
         let processor = try CommandProcessor(executable: path)
