@@ -1,10 +1,11 @@
 # regen — the two commands a fresh machine needs: `make demo` and `make test`.
-# Both install the system packages they need (librdkafka-dev, libsqlite3-dev, pkg-config, kcat) when missing.
+# Both install the system packages they need (librdkafka-dev, libsqlite3-dev, pkg-config, kcat) when missing;
+# make test also installs prometheus (its promtool checks /metrics, its server scrapes a drain).
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release test coverage chaos fuzz fuzz-diff bench soak demo broker clean
+.PHONY: deps test-deps build release test coverage chaos fuzz fuzz-diff bench soak demo broker clean
 
 # kcat is the benchmark's baseline (make test runs the benchmark harness at a tiny size);
 # libsqlite3-dev is the template processor's subject store (GRDB links the system SQLite).
@@ -15,6 +16,14 @@ deps:
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librdkafka-dev libsqlite3-dev pkg-config kcat; \
 	fi
 
+# Debian's prometheus package (server and promtool, 2.42) for the operations tests.
+test-deps: deps
+	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
+		echo "installing prometheus (promtool and the server, for the metrics tests)"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
+			|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }; \
+	fi
+
 build: deps
 	$(SWIFT) build
 
@@ -23,8 +32,8 @@ build: deps
 # processes run one at a time after them (on 2 cores, a dozen clusters and their regen
 # processes at once can starve a member past its session timeout and fail a test that
 # demands zero duplicates); the benchmark harness's own test runs last, alone.
-BROKER_SUITES := ConsumerTests|ProducerTests|LostAssignmentTests|RebalanceTests|DroppedConsumerTests|DeadLetterOutageTests|RebalanceAndCommitTests|BrokerControlTests|ChaosTests|SlowDownstreamTests|BrokerOutageTests|CommitOutageTests|RebalanceStormTests|PoisonInputTests|ScaleOutBenchmark|DeliveryTests|TemplatePoisonTests|TemplateCrashTests|ResilienceTests|TelemetryOutageTests
-test: deps
+BROKER_SUITES := OperationsTests|ConsumerTests|ProducerTests|LostAssignmentTests|RebalanceTests|DroppedConsumerTests|DeadLetterOutageTests|RebalanceAndCommitTests|BrokerControlTests|ChaosTests|SlowDownstreamTests|BrokerOutageTests|CommitOutageTests|RebalanceStormTests|PoisonInputTests|ScaleOutBenchmark|DeliveryTests|TemplatePoisonTests|TemplateCrashTests|ResilienceTests|TelemetryOutageTests
+test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip "BenchHarnessTests|$(BROKER_SUITES)"
 	$(SWIFT) test --skip-build --no-parallel --filter "$(BROKER_SUITES)"

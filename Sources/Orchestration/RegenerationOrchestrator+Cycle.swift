@@ -34,6 +34,7 @@ extension RegenerationOrchestrator {
         execution.regenerations += completion.report.regenerations
         execution.deployments += completion.report.deployments
         recorder.record(execution)
+        metrics.record(execution, attempts: report.results.reduce(0) { $0 + $1.attempts })
         await publish(execution)
         await checkPerformance(execution)
         // After a completion or dead-letter failure, wait before the caller reads the same records again.

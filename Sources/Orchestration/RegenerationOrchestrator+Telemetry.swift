@@ -101,7 +101,11 @@ extension RegenerationOrchestrator {
         ]
     }
 
-    func statsData(_ s: OrchestrationStats) -> [String: JSONValue] {
+    /// The statistics as the `regeneration_completed` event carries them (snake_case keys,
+    /// with the success rate); safe from any task.
+    public nonisolated func statsDocument() -> [String: JSONValue] { statsData(recorder.snapshot) }
+
+    nonisolated func statsData(_ s: OrchestrationStats) -> [String: JSONValue] {
         [
             "total_cycles": .int(s.totalCycles), "avg_cycle_time_ms": .number(s.avgCycleTimeMs),
             "p95_cycle_time_ms": .number(s.p95CycleTimeMs), "events_processed": .int(s.eventsProcessed),

@@ -24,6 +24,7 @@ public actor RegenerationOrchestrator {
     /// The concurrency limit, shared by the cycles in flight.
     let slots: ConcurrencySlots
     let recorder: StatsRecorder
+    let metrics: OrchestrationMetrics
     var tuner: AdaptiveTuner
     var phase = Phase.idle
     var healthTask: Task<Void, Never>?
@@ -50,7 +51,8 @@ public actor RegenerationOrchestrator {
         self.environment = environment
         self.logger = logger
         breaker = CircuitBreaker(policy: config.breaker, clock: environment.clock)
-        limiter = RateLimiter(policy: config.rateLimit, clock: environment.clock)
+        metrics = OrchestrationMetrics(factory: environment.metrics)
+        limiter = RateLimiter(policy: config.rateLimit, clock: environment.clock, waits: metrics.rateLimiterWaits)
         watchdog = DeadlineWatchdog(limit: .milliseconds(config.eventTimeoutMs))
         tuner = AdaptiveTuner(policy: config.adaptive, targetCycleMs: config.targetCycleMs, initial: config.concurrency)
         if !config.adaptiveOptimization {
@@ -70,6 +72,10 @@ public actor RegenerationOrchestrator {
 
     /// The circuit breaker's state.
     public nonisolated var breakerState: CircuitBreaker.State { breaker.state }
+
+    /// Events being processed now, over all cycles in flight: one per key run holding a
+    /// concurrency slot (at most the concurrency limit).
+    public nonisolated var eventsInFlight: Int { slots.inUse }
 
     /// Starts accepting cycles, emits `regeneration_started` with the configuration and
     /// starts the health loop (unless its interval is 0).

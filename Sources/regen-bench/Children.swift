@@ -75,7 +75,8 @@ final class RegenRun {
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.executableURL = regen
-        process.arguments = ["run", "--config", config.path, "--log-level", logLevel]
+        // Instances run side by side: each serves its HTTP endpoints on a free port.
+        process.arguments = ["run", "--config", config.path, "--log-level", logLevel, "--set", "service.http.address=127.0.0.1:0"]
         process.standardOutput = handle
         process.standardError = handle
         try process.run()

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import RegenService
 import ServiceLifecycle
 
@@ -14,7 +16,12 @@ struct RunCommand: AsyncParsableCommand {
             (REGEN_KAFKA__BOOTSTRAP_SERVERS=host:9092 sets kafka.bootstrapServers), then --set \
             flags. The first SIGTERM or SIGINT stops fetching, finishes the cycles in flight \
             (at most service.shutdownTimeoutMs), commits, leaves the group and flushes; a second \
-            one exits at once.
+            one exits at once (status 130). Exit status 1 means a runtime failure (the reason is \
+            logged), 2 a usage or configuration error.
+
+            Unless service.http.enabled is false, HTTP endpoints are served at \
+            service.http.address (127.0.0.1:9464 by default): /healthz (liveness), /readyz \
+            (readiness), /metrics (Prometheus) and /stats (JSON).
             """)
 
     @Option(name: .shortAndLong, help: "The configuration file (YAML or JSON).")
@@ -26,22 +33,47 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: "Log format: text, or json (one object per line). Default: service.logFormat, text unless set.")
+    var logFormat: LogFormat?
+
     func run() async throws {
         let configuration = try ConfigurationLoader().load(file: config, overrides: overrides)
-        let logger = makeLogger(label: "regen", level: logLevel)
+        let format = logFormat ?? configuration.service.logFormat
+        let logger = makeLogger(label: "regen", level: logLevel, format: format)
         for warning in configuration.warnings { logger.warning("configuration: \(warning)") }
-        let service = try await RegenService(configuration: configuration, logger: logger)
+        let backend = PrometheusBackend()
+        MetricsSystem.bootstrap(backend)
+        let service = try await RegenService(configuration: configuration, logger: logger, metrics: backend)
+        var services: [any Service] = []
+        let http = configuration.service.http
+        if http.enabled {
+            if !http.isLoopback {
+                logger.notice("HTTP endpoints reachable from other machines", metadata: ["address": "\(http.address)"])
+            }
+            services.append(
+                MonitoringServer.make(for: service, settings: http, registry: backend.registry, logger: logger) { bound in
+                    logger.info("HTTP endpoints listening", metadata: ["address": "\(bound)"])
+                })
+        }
+        services.append(service)  // shut down first: the endpoints answer until it has stopped
         exitOnSecondSignal()
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(configuration.service.shutdownTimeoutMs) + .seconds(30)
         try await ServiceGroup(configuration: groupConfiguration).run()
     }
 }
 
-/// A logger writing to standard error at `level`.
-func makeLogger(label: String, level: Logger.Level) -> Logger {
-    var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
+extension LogFormat: ExpressibleByArgument {}
+
+/// A logger writing to standard error at `level`, as text or JSON lines.
+func makeLogger(label: String, level: Logger.Level, format: LogFormat = .text) -> Logger {
+    var logger = Logger(label: label) { label in
+        switch format {
+        case .text: StreamLogHandler.standardError(label: label)
+        case .json: JSONLogHandler(label: label)
+        }
+    }
     logger.logLevel = level
     return logger
 }

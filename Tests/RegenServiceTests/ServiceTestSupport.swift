@@ -63,10 +63,12 @@ final class ServiceFixture: Sendable {
         return path
     }
 
-    /// Starts `regen run` with the configuration at `config`.
+    /// Starts `regen run` with the configuration at `config`. Its HTTP endpoints take any
+    /// free port unless `arguments` set `service.http.address` (instances run side by side).
     func start(config: String, arguments: [String] = [], name: String = "run") throws -> RegenProcess {
-        try RegenProcess(
-            arguments: ["run", "--config", config, "--log-level", "info"] + arguments,
+        let http = arguments.contains { $0.hasPrefix("service.http.address=") } ? [] : ["--set", "service.http.address=127.0.0.1:0"]
+        return try RegenProcess(
+            arguments: ["run", "--config", config, "--log-level", "info"] + http + arguments,
             log: directory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(4)).log"))
     }
 

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Synchronization
 
 /// A token bucket: `eventsPerSecond` tokens a second, at most `burst` saved up. Callers
@@ -13,9 +14,12 @@ public final class RateLimiter: Sendable {
     private let burst: Double
     private let clock: any OrchestrationClock
     private let bucket: Mutex<Bucket>
+    private let waits: Counter?
 
-    /// Creates a full bucket; a rate of 0 never waits.
-    public init(policy: RateLimitPolicy, clock: any OrchestrationClock) {
+    /// Creates a full bucket; a rate of 0 never waits. `waits` counts the acquisitions
+    /// that had to wait.
+    public init(policy: RateLimitPolicy, clock: any OrchestrationClock, waits: Counter? = nil) {
+        self.waits = waits
         rate = policy.eventsPerSecond
         burst = Double(policy.burst)
         self.clock = clock
@@ -27,7 +31,9 @@ public final class RateLimiter: Sendable {
     public func acquire() async throws {
         guard rate > 0 else { return }
         let wait = reserve()
-        if wait > .zero { try await clock.sleep(for: wait) }
+        guard wait > .zero else { return }
+        waits?.increment()
+        try await clock.sleep(for: wait)
     }
 
     /// Takes a token (possibly one not yet earned) and returns how long until it is due.

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 
 /// Monotonic time and sleeping, injected so tests drive time by hand.
@@ -33,6 +34,9 @@ public struct OrchestrationEnvironment: Sendable {
     public var pendingWork: @Sendable () async -> Int64?
     /// Name of this instance in telemetry.
     public var instance: String
+    /// Where metrics go: the process's bootstrapped backend by default (a no-op until one
+    /// is bootstrapped); tests pass swift-metrics' `TestMetrics`.
+    public var metrics: any MetricsFactory
 
     /// Creates an environment; every argument defaults to the real thing.
     public init(
@@ -40,7 +44,8 @@ public struct OrchestrationEnvironment: Sendable {
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
         residentMemory: @escaping @Sendable () -> UInt64? = ProcessMemory.resident,
         pendingWork: @escaping @Sendable () async -> Int64? = { nil },
-        instance: String = ProcessInfo.processInfo.hostName + "-\(ProcessInfo.processInfo.processIdentifier)"
+        instance: String = ProcessInfo.processInfo.hostName + "-\(ProcessInfo.processInfo.processIdentifier)",
+        metrics: any MetricsFactory = MetricsSystem.factory
     ) {
         self.clock = clock
         self.wallClock = wallClock
@@ -48,6 +53,7 @@ public struct OrchestrationEnvironment: Sendable {
         self.residentMemory = residentMemory
         self.pendingWork = pendingWork
         self.instance = instance
+        self.metrics = metrics
     }
 }
 

@@ -15,6 +15,7 @@ final class ClientContext: Sendable {
     let logger: Logger
     let rebalance: RebalanceCoordinator?
     private let fatal = Mutex<KafkaError?>(nil)
+    private let latestStatistics = Mutex<KafkaStatistics?>(nil)
 
     init(logger: Logger, rebalance: RebalanceCoordinator? = nil) {
         self.logger = logger
@@ -23,6 +24,17 @@ final class ClientContext: Sendable {
 
     /// The fatal error librdkafka raised, if any: the client is then unusable.
     var fatalError: KafkaError? { fatal.withLock { $0 } }
+
+    /// What the statistics callback last reported, if `statistics.interval.ms` is set.
+    var statistics: KafkaStatistics? { latestStatistics.withLock { $0 } }
+
+    func recordStatistics(_ json: UnsafeBufferPointer<UInt8>) {
+        guard let parsed = KafkaStatistics.parse(json, at: .now) else {
+            logger.debug("librdkafka statistics not understood; ignored")
+            return
+        }
+        latestStatistics.withLock { $0 = parsed }
+    }
 
     func recordFatal(_ handle: OpaquePointer) {
         let (code, message) = withErrorBuffer { rd_kafka_fatal_error(handle, $0, $1) }
@@ -36,6 +48,7 @@ final class ClientContext: Sendable {
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(self).toOpaque())
         rd_kafka_conf_set_log_cb(conf, logCallback)
         rd_kafka_conf_set_error_cb(conf, errorCallback)
+        rd_kafka_conf_set_stats_cb(conf, statisticsCallback)
     }
 
     static func from(_ opaque: UnsafeMutableRawPointer?) -> ClientContext? {
@@ -90,4 +103,13 @@ private let errorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<
     // Transport and all-brokers-down errors are informational: librdkafka reconnects by itself.
     context.logger.warning(
         "kafka client error", metadata: ["code": "\(responseCode.name)", "reason": "\(reason.map { String(cString: $0) } ?? "")"])
+}
+
+/// Runs on whichever thread serves the client's main queue (a consumer's poll thread).
+/// Returning 0 lets librdkafka free the JSON.
+private let statisticsCallback: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>?, Int, UnsafeMutableRawPointer?) -> Int32 = {
+    _, json, length, opaque in
+    guard let json, let context = ClientContext.from(opaque) else { return 0 }
+    json.withMemoryRebound(to: UInt8.self, capacity: length) { context.recordStatistics(UnsafeBufferPointer(start: $0, count: length)) }
+    return 0
 }

@@ -75,6 +75,14 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
+    /// What librdkafka last reported in its statistics (every `statistics.interval.ms`,
+    /// 5 s by default): cached watermarks, committed offsets and lag per partition. No
+    /// network round trip; nil until the first report.
+    public var statistics: KafkaStatistics? { context.statistics }
+
+    /// The fatal error librdkafka raised, if any: the consumer is then unusable.
+    public var fatalError: KafkaError? { context.fatalError }
+
     /// Joins the group and subscribes to `topics`.
     /// - Throws: `KafkaError` when librdkafka rejects the subscription.
     public func subscribe(_ topics: [String]) async throws {

@@ -42,6 +42,10 @@ public struct KafkaConsumerConfiguration: Sendable, Hashable {
     public var prefetchMessages = 50_000
     public var prefetchKilobytes = 32_768
     public var fetchMaxBytes = 8 * 1024 * 1024
+    /// How often librdkafka reports its statistics (`statistics.interval.ms`), read by
+    /// ``KafkaConsumer/statistics`` (per-partition lag without a network round trip);
+    /// zero turns them off. `kafka.properties` overrides it.
+    public var statisticsInterval: Duration = .seconds(5)
 
     /// Creates consumer settings; every argument but the group has a default.
     public init(
@@ -77,6 +81,7 @@ public struct KafkaConsumerConfiguration: Sendable, Hashable {
             ("queued.min.messages", String(prefetchMessages)),
             ("queued.max.messages.kbytes", String(prefetchKilobytes)),
             ("fetch.max.bytes", String(fetchMaxBytes)),
+            ("statistics.interval.ms", String(statisticsInterval.clampedMilliseconds)),
         ]
         return KafkaPropertyList(connection, role: role, overrides: Self.ownedByService)
     }

@@ -43,6 +43,10 @@ public final class KafkaProducer: Sendable {
         controlThread.stop()
     }
 
+    /// The fatal error librdkafka raised, if any (an idempotent producer's lost sequence,
+    /// a refused producer id): the producer is then unusable.
+    public var fatalError: KafkaError? { context.fatalError }
+
     /// Records waiting for delivery.
     public var outstandingCount: Int { Int(rd_kafka_outq_len(handle.pointer)) }
 

@@ -198,6 +198,11 @@ public struct ServiceSettings: Sendable, Codable, Hashable {
     /// Records fetched but not yet in a cycle, at most this many bytes (keys, values,
     /// headers); fetching stops above it. Records are also capped at 4 cycles' worth.
     public var bufferMaxBytes = 32 * 1024 * 1024
+    /// The HTTP endpoints: probes, metrics, stats.
+    public var http = HTTPSettings()
+    /// How `regen run` writes its log: `text` (the default) or `json`, one object per
+    /// line; `--log-format` overrides it.
+    public var logFormat = LogFormat.text
 
     /// Creates default settings.
     public init() {}
@@ -211,6 +216,8 @@ public struct ServiceSettings: Sendable, Codable, Hashable {
         telemetryBuffer = try c.value(.telemetryBuffer, or: d.telemetryBuffer)
         cyclesInFlight = try c.value(.cyclesInFlight, or: d.cyclesInFlight)
         bufferMaxBytes = try c.value(.bufferMaxBytes, or: d.bufferMaxBytes)
+        http = try c.value(.http, or: d.http)
+        logFormat = try c.value(.logFormat, or: d.logFormat)
     }
 
     func problems() -> [ConfigurationError] {
@@ -220,6 +227,54 @@ public struct ServiceSettings: Sendable, Codable, Hashable {
         p.require(telemetryBuffer >= 1, "service.telemetryBuffer", telemetryBuffer, "an integer >= 1")
         p.require((1...16).contains(cyclesInFlight), "service.cyclesInFlight", cyclesInFlight, "an integer from 1 to 16")
         p.require(bufferMaxBytes >= 1 << 20, "service.bufferMaxBytes", bufferMaxBytes, "an integer >= 1048576 (bytes)")
+        return p.errors + http.problems()
+    }
+}
+
+/// The HTTP server of `regen run`: `/healthz`, `/readyz`, `/metrics`, `/stats`.
+public struct HTTPSettings: Sendable, Codable, Hashable {
+    /// Whether to serve at all.
+    public var enabled = true
+    /// `host:port` to listen on; loopback by default (metrics and stats are for the
+    /// machine's own scraper unless you say otherwise). Port 0 takes any free port.
+    public var address = "127.0.0.1:9464"
+    /// `/healthz` fails when work has waited this long, in milliseconds, without a cycle finishing.
+    public var stuckAfterMs = 300_000
+    /// `/readyz` fails when offset commits have failed for this long, in milliseconds.
+    public var commitsFailingAfterMs = 60_000
+
+    /// Creates default settings.
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = HTTPSettings()
+        enabled = try c.value(.enabled, or: d.enabled)
+        address = try c.value(.address, or: d.address)
+        stuckAfterMs = try c.value(.stuckAfterMs, or: d.stuckAfterMs)
+        commitsFailingAfterMs = try c.value(.commitsFailingAfterMs, or: d.commitsFailingAfterMs)
+    }
+
+    /// The host and port of ``address``; nil when it is not `host:port` with a port from 0 to 65535.
+    public var hostAndPort: (host: String, port: Int)? {
+        guard let colon = address.lastIndex(of: ":") else { return nil }
+        var host = String(address[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }  // [::1]:9464
+        guard !host.isEmpty, let port = Int(address[address.index(after: colon)...]), (0...65_535).contains(port) else { return nil }
+        return (host, port)
+    }
+
+    /// Whether ``address`` is a loopback address, reachable from this machine only.
+    public var isLoopback: Bool {
+        guard let host = hostAndPort?.host else { return false }
+        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    func problems() -> [ConfigurationError] {
+        var p = ConfigurationChecker()
+        p.require(hostAndPort != nil, "service.http.address", address, "host:port, e.g. 127.0.0.1:9464 or 0.0.0.0:9464 (port 0 to 65535)")
+        p.require(stuckAfterMs >= 1000, "service.http.stuckAfterMs", stuckAfterMs, "an integer >= 1000")
+        p.require(commitsFailingAfterMs >= 1000, "service.http.commitsFailingAfterMs", commitsFailingAfterMs, "an integer >= 1000")
         return p.errors
     }
 }

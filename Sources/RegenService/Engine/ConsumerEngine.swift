@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import Orchestration
 import RdKafka
@@ -13,10 +14,47 @@ import Synchronization
 final class ConsumerEngine: Sendable {
     typealias Machine = EngineMachine<KafkaMessage>
 
-    /// Commit outcomes, for the progress line and the summary.
-    struct Counters: Sendable {
+    /// What the engine is doing, for the progress line, the summary, the probes and the
+    /// metrics; updated after every event the loop applies.
+    struct Status: Sendable {
         var commits = 0
         var failedCommits = 0
+        /// When the commits now failing in a row started failing; nil after a success.
+        var commitsFailingSince: ContinuousClock.Instant?
+        /// Whether the group has given this member an assignment yet (possibly empty).
+        var joined = false
+        var ownedPartitions = 0
+        var bufferedRecords = 0
+        var bufferedBytes = 0
+        var cyclesInFlight = 0
+        var cyclesFinished = 0
+        /// Since when work has been waiting here (a cycle in flight or records buffered)
+        /// without a cycle finishing; nil while there is none.
+        var pendingSince: ContinuousClock.Instant?
+        var stopping = false
+    }
+
+    /// The engine's own metrics (see the README's list).
+    private struct Metrics: Sendable {
+        let commitsSucceeded: Counter
+        let commitsFailed: Counter
+        let assigned: Counter
+        let revoked: Counter
+        let lost: Counter
+
+        init(factory: any MetricsFactory) {
+            func commits(_ result: String) -> Counter {
+                Counter(label: "regen_commits_total", dimensions: [("result", result)], factory: factory)
+            }
+            func rebalances(_ kind: String) -> Counter {
+                Counter(label: "regen_rebalances_total", dimensions: [("kind", kind)], factory: factory)
+            }
+            commitsSucceeded = commits("succeeded")
+            commitsFailed = commits("failed")
+            assigned = rebalances("assigned")
+            revoked = rebalances("revoked")
+            lost = rebalances("lost")
+        }
     }
 
     private enum Control: Sendable {
@@ -42,9 +80,14 @@ final class ConsumerEngine: Sendable {
     private let revocationIDs = Atomic(0)
     /// Revocation handlers waiting for their release; nil once the engine has finished.
     private let releases = Mutex<[Machine.RevocationID: CheckedContinuation<Void, Never>]?>([:])
-    private let counters = Mutex(Counters())
+    private let status = Mutex(Status())
+    private let metrics: Metrics
 
-    init(consumer: KafkaConsumer, orchestrator: RegenerationOrchestrator, settings: EngineSettings, logger: Logger) {
+    init(
+        consumer: KafkaConsumer, orchestrator: RegenerationOrchestrator, settings: EngineSettings, logger: Logger,
+        metrics: any MetricsFactory = MetricsSystem.factory
+    ) {
+        self.metrics = Metrics(factory: metrics)
         self.consumer = consumer
         self.orchestrator = orchestrator
         self.settings = settings
@@ -54,7 +97,7 @@ final class ConsumerEngine: Sendable {
         mode = Mutex((.fetch(settings.bufferRecords), 0))
     }
 
-    var snapshot: Counters { counters.withLock { $0 } }
+    var snapshot: Status { status.withLock { $0 } }
 
     /// Asks the engine to finish its cycles in flight (at most the shutdown timeout),
     /// commit what they did and return. Callable from anywhere.
@@ -67,9 +110,14 @@ final class ConsumerEngine: Sendable {
     /// partitions (the consumer bounds the wait too).
     func handle(_ event: KafkaRebalanceEvent) async {
         switch event {
-        case .assigned(let partitions): post.yield(.assigned(Set(partitions)))
-        case .lost(let partitions): post.yield(.lost(Set(partitions)))
+        case .assigned(let partitions):
+            metrics.assigned.increment()
+            post.yield(.assigned(Set(partitions)))
+        case .lost(let partitions):
+            metrics.lost.increment()
+            post.yield(.lost(Set(partitions)))
         case .revoked(let partitions):
+            metrics.revoked.increment()
             let id = revocationIDs.add(1, ordering: .relaxed).newValue
             await withCheckedContinuation { continuation in
                 let waiting = releases.withLock { releases in
@@ -112,6 +160,7 @@ final class ConsumerEngine: Sendable {
                     break loop
                 }
             }
+            updateStatus(after: event, machine: machine)
             let newMode = machine.pollMode
             let applied = if case .fetched(let records, _) = event { records.count } else { 0 }
             mode.withLock { state in
@@ -141,6 +190,28 @@ final class ConsumerEngine: Sendable {
         }
         logger.info("cycle loop stopped")
         if let failure { throw failure }
+    }
+
+    private func updateStatus(after event: Machine.Event, machine: Machine) {
+        let now = ContinuousClock.now
+        status.withLock { s in
+            let pending = !machine.cycles.isEmpty || machine.bufferedRecords > 0
+            switch event {
+            case .assigned: s.joined = true
+            case .cycleFinished: s.cyclesFinished += 1
+            case .stopRequested: s.stopping = true
+            default: break
+            }
+            if !pending {
+                s.pendingSince = nil
+            } else if s.pendingSince == nil || event.isCycleFinished {
+                s.pendingSince = now
+            }
+            s.ownedPartitions = machine.partitions.count
+            s.bufferedRecords = machine.bufferedRecords
+            s.bufferedBytes = machine.bufferedBytes
+            s.cyclesInFlight = machine.cycles.count
+        }
     }
 
     private func startCycle(_ id: Machine.CycleID, _ messages: [KafkaMessage]) -> Task<Void, Never> {
@@ -200,10 +271,18 @@ final class ConsumerEngine: Sendable {
             case .commit(let id, let offsets):
                 do {
                     try await consumer.commit(offsets)
-                    counters.withLock { $0.commits += 1 }
+                    metrics.commitsSucceeded.increment()
+                    status.withLock { s in
+                        s.commits += 1
+                        s.commitsFailingSince = nil
+                    }
                     post.yield(.commitAnswered(id, succeeded: true))
                 } catch {
-                    counters.withLock { $0.failedCommits += 1 }
+                    metrics.commitsFailed.increment()
+                    status.withLock { s in
+                        s.failedCommits += 1
+                        if s.commitsFailingSince == nil { s.commitsFailingSince = .now }
+                    }
                     logger.warning("commit failed; retried", metadata: ["offsets": "\(offsets)", "error": "\(error)"])
                     if consumer.isRebalancing { post.yield(.rebalancing) }
                     post.yield(.commitAnswered(id, succeeded: false))
@@ -235,4 +314,8 @@ final class ConsumerEngine: Sendable {
             }
         }
     }
+}
+
+extension EngineMachine.Event {
+    fileprivate var isCycleFinished: Bool { if case .cycleFinished = self { true } else { false } }
 }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import Orchestration
@@ -22,13 +23,20 @@ final class KafkaTelemetrySink: TelemetrySink, Service {
     private let stream: AsyncStream<TelemetryEvent>
     private let continuation: AsyncStream<TelemetryEvent>.Continuation
     private let counters = Mutex(Counters())
+    private let publishedCounter: Counter
+    private let droppedCounter: Counter
     private let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return encoder
     }()
 
-    init(producer: KafkaProducer, telemetryTopic: String, alertsTopic: String, capacity: Int = 10_000, logger: Logger) {
+    init(
+        producer: KafkaProducer, telemetryTopic: String, alertsTopic: String, capacity: Int = 10_000, logger: Logger,
+        metrics: any MetricsFactory = MetricsSystem.factory
+    ) {
+        publishedCounter = Counter(label: "regen_telemetry_events_total", dimensions: [("result", "published")], factory: metrics)
+        droppedCounter = Counter(label: "regen_telemetry_events_total", dimensions: [("result", "dropped")], factory: metrics)
         self.producer = producer
         self.telemetryTopic = telemetryTopic
         self.alertsTopic = alertsTopic
@@ -39,7 +47,10 @@ final class KafkaTelemetrySink: TelemetrySink, Service {
     var snapshot: Counters { counters.withLock { $0 } }
 
     func emit(_ event: TelemetryEvent) async {
-        if case .dropped = continuation.yield(event) { counters.withLock { $0.dropped += 1 } }
+        if case .dropped = continuation.yield(event) {
+            counters.withLock { $0.dropped += 1 }
+            droppedCounter.increment()
+        }
     }
 
     /// Sends until the buffer is finished (``finish()``), then returns; at most 256 in flight.
@@ -69,8 +80,10 @@ final class KafkaTelemetrySink: TelemetrySink, Service {
             do {
                 try await producer.send(topic: topic, key: key, value: Array(value))
                 counters.withLock { $0.published += 1 }
+                publishedCounter.increment()
             } catch {
                 counters.withLock { $0.dropped += 1 }
+                droppedCounter.increment()
                 logger.debug("telemetry event not delivered", metadata: ["topic": "\(topic)", "error": "\(error)"])
             }
         }

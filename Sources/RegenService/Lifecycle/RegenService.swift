@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import Orchestration
@@ -28,10 +29,12 @@ public final class RegenService: Service {
     private let telemetry: KafkaTelemetrySink
     private let orchestrator: RegenerationOrchestrator
     private let engine: ConsumerEngine
+    private let gauges: SampledGauges
 
-    /// Builds every part; connects lazily.
+    /// Builds every part; connects lazily. Metrics go to `metrics` (the process's
+    /// bootstrapped backend by default).
     /// - Throws: `KafkaError` or a processor setup error.
-    public init(configuration: ServiceConfiguration, logger: Logger) async throws {
+    public init(configuration: ServiceConfiguration, logger: Logger, metrics: any MetricsFactory = MetricsSystem.factory) async throws {
         self.configuration = configuration
         self.logger = logger
         let engineBox = EngineBox()
@@ -42,19 +45,24 @@ public final class RegenService: Service {
         telemetryProducer = try KafkaProducer(configuration: configuration.telemetryProducerConfiguration(), logger: logger)
         telemetry = KafkaTelemetrySink(
             producer: telemetryProducer, telemetryTopic: configuration.topics.telemetry,
-            alertsTopic: configuration.topics.alerts, capacity: configuration.service.telemetryBuffer, logger: logger)
+            alertsTopic: configuration.topics.alerts, capacity: configuration.service.telemetryBuffer, logger: logger,
+            metrics: metrics)
         orchestrator = try RegenerationOrchestrator(
             config: configuration.orchestrator, processor: await ProcessorFactory.make(configuration.processor),
             telemetry: telemetry,
             deadLetters: KafkaDeadLetterSink(producer: deadLetterProducer, topic: configuration.topics.deadLetter),
-            environment: Self.environment(configuration, consumer: consumer), logger: logger)
+            environment: Self.environment(configuration, consumer: consumer, metrics: metrics), logger: logger)
         engine = ConsumerEngine(
-            consumer: consumer, orchestrator: orchestrator, settings: configuration.engineSettings, logger: logger)
+            consumer: consumer, orchestrator: orchestrator, settings: configuration.engineSettings, logger: logger,
+            metrics: metrics)
         engineBox.engine = engine
+        gauges = SampledGauges(factory: metrics)
     }
 
-    private static func environment(_ configuration: ServiceConfiguration, consumer: KafkaConsumer) -> OrchestrationEnvironment {
-        var environment = OrchestrationEnvironment(pendingWork: { try? await ConsumerLag.total(of: consumer) })
+    private static func environment(
+        _ configuration: ServiceConfiguration, consumer: KafkaConsumer, metrics: any MetricsFactory
+    ) -> OrchestrationEnvironment {
+        var environment = OrchestrationEnvironment(pendingWork: { ConsumerLag.cached(of: consumer)?.total }, metrics: metrics)
         if let instance = configuration.service.instance { environment.instance = instance }
         return environment
     }
@@ -68,8 +76,40 @@ public final class RegenService: Service {
             telemetryPublished: sent.published, telemetryDropped: sent.dropped)
     }
 
-    /// Consumer lag over the owned partitions (high watermark minus committed offset).
+    /// Consumer lag over the owned partitions (high watermark minus committed offset),
+    /// asked of the brokers.
     public func lag() async -> Int64? { try? await ConsumerLag.total(of: consumer) }
+
+    /// Sets the gauges that are read rather than counted (lag, buffers, in-flight work,
+    /// breaker, memory) from what each part knows now. Called before each scrape; costs
+    /// no network round trip.
+    public func sampleMetrics() {
+        let status = engine.snapshot
+        gauges.sample(
+            status: status, orchestrator: orchestrator, lag: ConsumerLag.cached(of: consumer)?.partitions ?? [:])
+    }
+
+    /// The liveness probe (`/healthz`): fails when work has waited longer than
+    /// `service.http.stuckAfterMs` without a cycle finishing, or a Kafka client failed fatally.
+    public func liveness() -> ProbeResult {
+        let fatal = [("consumer", consumer.fatalError), ("dead-letter producer", deadLetterProducer.fatalError),
+                     ("telemetry producer", telemetryProducer.fatalError)]
+            .compactMap { client, error in error.map { (client: client, error: "\($0)") } }
+        return Probes.liveness(
+            engine.snapshot, fatalErrors: fatal, stuckAfter: .milliseconds(configuration.service.http.stuckAfterMs), now: .now)
+    }
+
+    /// The readiness probe (`/readyz`): passes once the group has assigned this member its
+    /// partitions (none counts), while commits succeed, the breaker is not open and the
+    /// service is not stopping.
+    public func readiness() -> ProbeResult {
+        Probes.readiness(
+            engine.snapshot, breaker: orchestrator.breakerState,
+            commitsFailingAfter: .milliseconds(configuration.service.http.commitsFailingAfterMs), now: .now)
+    }
+
+    /// The orchestration statistics as `/stats` and the `regeneration_completed` telemetry show them.
+    public var statsDocument: [String: JSONValue] { orchestrator.statsDocument() }
 
     public func run() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -128,6 +168,17 @@ private final class EngineBox: @unchecked Sendable {  // written once in init, b
 
 /// Consumer lag: per owned partition, the high watermark minus the committed offset.
 enum ConsumerLag {
+    /// From librdkafka's last statistics: no network round trip, at most one statistics
+    /// interval old; partitions whose lag is not known yet are left out, nil before any report.
+    static func cached(of consumer: KafkaConsumer) -> (total: Int64, partitions: [TopicPartition: Int64])? {
+        guard let statistics = consumer.statistics else { return nil }
+        var partitions: [TopicPartition: Int64] = [:]
+        for partition in consumer.assignment {
+            if let lag = statistics.partitions[partition]?.consumerLag { partitions[partition] = lag }
+        }
+        return (partitions.values.reduce(0, +), partitions)
+    }
+
     static func total(of consumer: KafkaConsumer) async throws -> Int64 {
         let owned = Array(consumer.assignment)
         guard !owned.isEmpty else { return 0 }
