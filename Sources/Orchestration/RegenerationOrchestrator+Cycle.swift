@@ -35,7 +35,7 @@ extension RegenerationOrchestrator {
         execution.deployments += completion.report.deployments
         recorder.record(execution)
         metrics.record(execution, attempts: report.results.reduce(0) { $0 + $1.attempts })
-        await publish(execution)
+        await publish(execution, traceIDs: Self.traceIDs(of: report.results))
         await checkPerformance(execution)
         // After a completion or dead-letter failure, wait before the caller reads the same records again.
         if let backoff = [completion.backoff, deadLetterBackoff].compactMap({ $0 }).max() { try? await environment.clock.sleep(for: backoff) }
@@ -131,7 +131,7 @@ extension RegenerationOrchestrator {
                 } else if let reason = rejected[planned.record.position] {
                     report.results[index].outcome = await dispatcher.deadLetter(
                         planned.record, reason: "regeneration failed: \(reason)", attempts: report.results[index].attempts,
-                        invalidInput: false)
+                        invalidInput: false, span: dispatcher.trace(of: planned.record)?.childSpan())
                     blocked = !report.results[index].outcome.isDone
                 }
             }
@@ -142,7 +142,7 @@ extension RegenerationOrchestrator {
         CycleDispatcher(
             processor: processor, deadLetters: deadLetters, breaker: breaker, limiter: limiter, retry: config.retry,
             eventTimeout: watchdog.limit, watchdog: watchdog, slots: slots, environment: environment, logger: logger,
-            executionID: executionID.uuidString.lowercased())
+            executionID: executionID.uuidString.lowercased(), invalidTraceparents: metrics.invalidTraceparents)
     }
 
     private func summarize(
@@ -170,6 +170,18 @@ extension RegenerationOrchestrator {
             }
         }
         return e
+    }
+
+    /// The distinct trace ids of the cycle's records, in cycle order, at most 100 (the
+    /// cycle's telemetry names them so a trace can be followed to its cycle).
+    static func traceIDs(of results: [RecordResult]) -> [String] {
+        var seen = Set<String>()
+        var ids: [String] = []
+        for result in results {
+            guard ids.count < 100, let id = result.traceID, seen.insert(id).inserted else { continue }
+            ids.append(id)
+        }
+        return ids
     }
 
     /// Per partition: the done offsets, the commit offset (end of the done prefix) and

@@ -12,7 +12,7 @@ extension RegenerationOrchestrator {
 
     /// `regeneration_completed` for the cycle, an alert when its success rate is low,
     /// and the breaker's state changes.
-    func publish(_ e: ParallelExecution) async {
+    func publish(_ e: ParallelExecution, traceIDs: [String] = []) async {
         logger.info(
             "cycle completed",
             metadata: [
@@ -20,7 +20,9 @@ extension RegenerationOrchestrator {
                 "succeeded": "\(e.tasksSucceeded)", "deadLettered": "\(e.deadLettered)", "notDone": "\(e.notDone)",
                 "parallelism": "\(e.parallelism)",
             ])
-        await emit(.regenerationCompleted, component: "orchestrator", data: executionData(e), tags: ["scope": "cycle"])
+        var data = executionData(e)
+        if !traceIDs.isEmpty { data["trace_ids"] = .array(traceIDs.map(JSONValue.string)) }
+        await emit(.regenerationCompleted, component: "orchestrator", data: data, tags: ["scope": "cycle"])
         let attempted = e.tasksSucceeded + e.tasksFailed
         if attempted > 0, Double(e.tasksSucceeded) / Double(attempted) < config.health.minSuccessRate {
             await emit(.performanceAlert, component: "orchestrator", data: failurePatterns(e), tags: ["reason": "low_success_rate", "severity": "alert"])

@@ -14,7 +14,8 @@ import Orchestration
 /// The program's environment is explicit, never regen's own (which may hold secrets such
 /// as `REGEN_KAFKA__SASL_PASSWORD`): ``baseVariables`` from regen's environment, the
 /// variables named in `inherit`, the `environment` given, then `REGEN_EVENT_TOPIC`,
-/// `_PARTITION`, `_OFFSET`, `_ATTEMPT` and, when the record has one, `TRACEPARENT`.
+/// `_PARTITION`, `_OFFSET`, `_ATTEMPT` and, when the record has a valid one, `TRACEPARENT` (the
+/// attempt's own span under the record's trace) and `TRACESTATE`.
 /// Nothing named `REGEN_*` is ever taken from regen's environment or the settings.
 ///
 /// The program's standard error is captured: its last ``stderrLimit`` bytes (valid UTF-8,
@@ -94,7 +95,9 @@ public struct CommandProcessor: EventProcessor {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         var environment = self.environment
+        // The OpenTelemetry convention for passing trace context to a child process.
         if let traceparent = context.traceparent { environment["TRACEPARENT"] = traceparent }
+        if let tracestate = context.tracestate { environment["TRACESTATE"] = tracestate }
         environment["REGEN_EVENT_TOPIC"] = context.position.partition.topic
         environment["REGEN_EVENT_PARTITION"] = String(context.position.partition.partition)
         environment["REGEN_EVENT_OFFSET"] = String(context.position.offset)

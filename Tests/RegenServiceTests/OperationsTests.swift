@@ -4,6 +4,7 @@ import FoundationNetworking
 #endif
 import Orchestration
 import RdKafka
+import RegenService
 import Testing
 
 /// The HTTP endpoints of a real `regen run` on the embedded cluster, asked with a real
@@ -212,6 +213,42 @@ struct OperationsTests {
             }
             #expect(lines.contains { $0.contains(#""group":"logs-json""#) }, "metadata fields are written")
         }
+    }
+
+    @Test("A record's valid traceparent reaches the JSON log lines of its attempts (trace_id, span_id) and its dead letter (a child span)")
+    func tracedLogs() async throws {
+        let fixture = try await ServiceFixture(partitions: 1)
+        let generator = ChangeEventGenerator(keys: 10)
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(connection: fixture.cluster.connection()), logger: fixture.logger)
+        var traces: [String: String] = [:]  // trace id -> the record's own span id
+        for index in 0..<10 {
+            let traceID = String(format: "%032x", index + 1)
+            let spanID = String(format: "%016x", 0xabc0 + index)
+            traces[traceID] = spanID
+            let record = generator.record(index)
+            _ = try await producer.send(
+                topic: fixture.input, key: record.key, value: record.value,
+                headers: [KafkaHeader(key: "traceparent", string: "00-\(traceID)-\(spanID)-01")])
+        }
+        try await producer.close()
+        let run = try fixture.start(
+            config: fixture.writeConfig(orchestrator: ["retry: { maxAttempts: 1 }"], simulate: "failureRate: 1.0"),
+            arguments: ["--log-format", "json"])
+        let letters = try await fixture.readAll("regen.dlq", expecting: 10)
+        run.signal(SIGTERM)
+        #expect(await run.waitForExit(within: .seconds(60)) == 0)
+
+        #expect(letters.count == 10)
+        for letter in letters {
+            let header = letter.headers.first { $0.key == "traceparent" }?.value.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let parts = header.split(separator: "-").map(String.init)
+            #expect(parts.count == 4 && traces[parts[1]] != nil && traces[parts[1]] != parts[2], "a child span of the record's: \(header)")
+            #expect(letter.headers.filter { $0.key == "traceparent" }.count == 1)
+        }
+        let lines = run.output.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let traced = lines.filter { $0["trace_id"] != nil }
+        #expect(Set(traced.compactMap { $0["trace_id"] as? String }) == Set(traces.keys), "every record's trace is in the log")
+        #expect(traced.allSatisfy { ($0["span_id"] as? String)?.count == 16 })
     }
 }
 

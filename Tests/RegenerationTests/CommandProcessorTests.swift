@@ -72,7 +72,7 @@ struct CommandProcessorTests {
             environment: ["MODE": "render", "HOME": "/srv"], parent: parent)
         let context = EventContext(
             position: SourcePosition(topic: "changes", partition: 3, offset: 42), key: "k", attempt: 2,
-            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", executionID: "x")
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", executionID: "x", tracestate: "vendor=value")
         _ = try await processor.process(ChangeEvent(id: "1", changeType: .nodeAdded, subject: "s"), context: context)
         var seen: [String: String] = [:]
         for line in try String(contentsOfFile: dump, encoding: .utf8).split(separator: "\n") {
@@ -85,7 +85,7 @@ struct CommandProcessorTests {
         #expect(seen["MODE"] == "render")
         #expect(seen["REGEN_EVENT_TOPIC"] == "changes" && seen["REGEN_EVENT_PARTITION"] == "3")
         #expect(seen["REGEN_EVENT_OFFSET"] == "42" && seen["REGEN_EVENT_ATTEMPT"] == "2")
-        #expect(seen["TRACEPARENT"] == context.traceparent)
+        #expect(seen["TRACEPARENT"] == context.traceparent && seen["TRACESTATE"] == "vendor=value")
         #expect(seen["REGEN_KAFKA__SASL_PASSWORD"] == nil && seen["AWS_SECRET_ACCESS_KEY"] == nil && seen["NOT_SET_ANYWHERE"] == nil)
         #expect(!seen.values.contains("hunter2"))
 

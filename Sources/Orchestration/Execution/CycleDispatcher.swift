@@ -1,5 +1,7 @@
+import CoreMetrics
 import Logging
 import Synchronization
+import W3CTraceContext
 
 /// Runs a plan: each key run in a slot of the orchestrator's concurrency limit (shared
 /// with the other cycles in flight); each record with rate limiting,
@@ -17,6 +19,8 @@ struct CycleDispatcher: Sendable {
     let environment: OrchestrationEnvironment
     let logger: Logger
     let executionID: String
+    /// Counts records whose `traceparent` is not valid W3C trace context.
+    let invalidTraceparents: Counter
     /// What went wrong with dead letters in this cycle.
     let deadLetterErrors = DeadLetterErrors()
 
@@ -82,13 +86,32 @@ struct CycleDispatcher: Sendable {
         return results
     }
 
-    /// Attempts one event until it succeeds, fails for good, or may not go on.
+    /// The record's trace context; an invalid `traceparent` is counted and ignored.
+    func trace(of record: CycleRecord) -> RecordTrace? {
+        do {
+            return try RecordTrace(record)
+        } catch {
+            invalidTraceparents.increment()
+            logger.debug("invalid traceparent ignored", metadata: ["position": "\(record.position)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Attempts one event until it succeeds, fails for good, or may not go on. Each attempt
+    /// of a record with a valid `traceparent` gets a child span: its id and the trace id go
+    /// into the attempt's log lines, the processor's context and a dead letter's headers.
     private func process(_ record: CycleRecord, _ event: ChangeEvent, key: String) async -> RecordResult {
         var attempt = 0
         var timeouts = 0
+        let trace = trace(of: record)
+        var logger = self.logger
+        if let trace { logger[metadataKey: "trace_id"] = "\(trace.traceID)" }
         func result(_ outcome: RecordOutcome) -> RecordResult {
-            RecordResult(position: record.position, outcome: outcome, attempts: attempt, timeouts: timeouts, event: event)
+            RecordResult(
+                position: record.position, outcome: outcome, attempts: attempt, timeouts: timeouts, event: event,
+                traceID: trace?.traceID)
         }
+        var span: TraceContext?
         while true {
             guard !Task.isCancelled, (try? await limiter.acquire()) != nil else {
                 return result(.notDone(.cancelled, processingFailed: false))
@@ -96,9 +119,11 @@ struct CycleDispatcher: Sendable {
             let permit = breaker.acquire()
             guard permit != .rejected else { return result(.notDone(.breakerOpen, processingFailed: false)) }
             attempt += 1
+            span = trace?.childSpan()
+            if let span { logger[metadataKey: "span_id"] = "\(span.spanID)" }
             let context = EventContext(
-                position: record.position, key: key, attempt: attempt, traceparent: record.header("traceparent"),
-                executionID: executionID)
+                position: record.position, key: key, attempt: attempt, traceparent: span?.traceParentHeaderValue,
+                executionID: executionID, tracestate: span?.traceStateHeaderValue)
             let failure: ProcessingError
             switch await attemptOnce(event, context) {
             case .success(let report):
@@ -115,7 +140,7 @@ struct CycleDispatcher: Sendable {
             breaker.record(success: false, permit: permit)
             if failure.kind == .permanent || attempt >= retry.maxAttempts {
                 let reason = "processing failed after \(attempt) attempt(s): \(failure)"
-                return result(await deadLetter(record, reason: reason, attempts: attempt, invalidInput: false))
+                return result(await deadLetter(record, reason: reason, attempts: attempt, invalidInput: false, span: span, logger: logger))
             }
             guard (try? await backoff(after: attempt)) != nil else {
                 return result(.notDone(.cancelled, processingFailed: false))
@@ -148,10 +173,16 @@ struct CycleDispatcher: Sendable {
         if wait > .zero { try await environment.clock.sleep(for: wait) }
     }
 
-    func deadLetter(_ record: CycleRecord, reason: String, attempts: Int, invalidInput: Bool) async -> RecordOutcome {
+    /// Stores a dead letter; `span` is the last attempt's, when the record is traced.
+    func deadLetter(
+        _ record: CycleRecord, reason: String, attempts: Int, invalidInput: Bool, span: TraceContext? = nil, logger: Logger? = nil
+    ) async -> RecordOutcome {
+        let logger = logger ?? self.logger
         do {
             try await deadLetters.deadLetter(
-                DeadLetter(record: record, reason: reason, attempts: attempts, invalidInput: invalidInput))
+                DeadLetter(
+                    record: record, reason: reason, attempts: attempts, invalidInput: invalidInput,
+                    traceparent: span?.traceParentHeaderValue, tracestate: span?.traceStateHeaderValue))
             logger.warning("dead-lettered", metadata: ["position": "\(record.position)", "reason": "\(reason)"])
             return .deadLettered(invalidInput: invalidInput)
         } catch {

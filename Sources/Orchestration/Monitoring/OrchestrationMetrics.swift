@@ -19,6 +19,7 @@ struct OrchestrationMetrics: Sendable {
     let cycleDuration: Timer
     let cycleEvents: Recorder
     let rateLimiterWaits: Counter
+    let invalidTraceparents: Counter
 
     init(factory: any MetricsFactory) {
         func events(_ outcome: String) -> Counter {
@@ -39,6 +40,7 @@ struct OrchestrationMetrics: Sendable {
         cycleDuration = Timer(label: "regen_cycle_duration_seconds", factory: factory)
         cycleEvents = Recorder(label: "regen_cycle_events", aggregate: true, factory: factory)
         rateLimiterWaits = Counter(label: "regen_rate_limiter_waits_total", factory: factory)
+        invalidTraceparents = Counter(label: "regen_traceparent_invalid_total", factory: factory)
     }
 
     /// Counts one finished cycle.

@@ -23,17 +23,24 @@ public struct EventContext: Sendable, Hashable {
     public var key: String
     /// 1 for the first attempt.
     public var attempt: Int
-    /// The W3C `traceparent` header, if the record carried one.
+    /// This attempt's W3C `traceparent`, when the record carried a valid one: the record's
+    /// trace id and flags with a span id of the attempt's own (a child of the record's span),
+    /// so what the processor starts is traced under this attempt.
     public var traceparent: String?
+    /// The record's W3C `tracestate`, passed on with ``traceparent``.
+    public var tracestate: String?
     /// The cycle this event belongs to.
     public var executionID: String
 
     /// Creates a context (the orchestrator makes these; processors' tests may too).
-    public init(position: SourcePosition, key: String, attempt: Int, traceparent: String?, executionID: String) {
+    public init(
+        position: SourcePosition, key: String, attempt: Int, traceparent: String?, executionID: String, tracestate: String? = nil
+    ) {
         self.position = position
         self.key = key
         self.attempt = attempt
         self.traceparent = traceparent
+        self.tracestate = tracestate
         self.executionID = executionID
     }
 }

@@ -15,13 +15,22 @@ public struct DeadLetter: Sendable, Hashable {
     public var attempts: Int
     /// Whether it was invalid input rather than a processing failure.
     public var invalidInput: Bool
+    /// The `traceparent` of the last attempt (a child span of the record's) when the record
+    /// carried a valid one; it replaces the record's own header in the dead letter.
+    public var traceparent: String?
+    /// The record's `tracestate`, kept with ``traceparent``.
+    public var tracestate: String?
 
     /// Creates a dead letter.
-    public init(record: CycleRecord, reason: String, attempts: Int, invalidInput: Bool) {
+    public init(
+        record: CycleRecord, reason: String, attempts: Int, invalidInput: Bool, traceparent: String? = nil, tracestate: String? = nil
+    ) {
         self.record = record
         self.reason = reason
         self.attempts = attempts
         self.invalidInput = invalidInput
+        self.traceparent = traceparent
+        self.tracestate = tracestate
     }
 }
 

@@ -12,6 +12,12 @@ struct KafkaDeadLetterSink: DeadLetterSink {
     func deadLetter(_ letter: DeadLetter) async throws {
         let record = letter.record
         var headers = record.headers.map { KafkaHeader(key: $0.key, value: $0.value) }
+        if let traceparent = letter.traceparent {
+            // The last attempt's span replaces the record's: the dead letter is its child.
+            headers.removeAll { $0.key == "traceparent" || $0.key == "tracestate" }
+            headers.append(KafkaHeader(key: "traceparent", string: traceparent))
+            if let tracestate = letter.tracestate { headers.append(KafkaHeader(key: "tracestate", string: tracestate)) }
+        }
         headers += [
             KafkaHeader(key: "regen.error", string: letter.reason),
             KafkaHeader(key: "regen.attempts", string: String(letter.attempts)),
