@@ -117,7 +117,10 @@ let package = Package(
         ),
         .testTarget(
             name: "RegenServiceTests",
-            dependencies: ["RegenService", "RdKafka", "Orchestration", "Regeneration"],
+            dependencies: [
+                "RegenService", "RdKafka", "Orchestration", "Regeneration",
+                .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(
