@@ -250,6 +250,63 @@ struct OperationsTests {
         #expect(Set(traced.compactMap { $0["trace_id"] as? String }) == Set(traces.keys), "every record's trace is in the log")
         #expect(traced.allSatisfy { ($0["span_id"] as? String)?.count == 16 })
     }
+
+    @Test("An HTTP address already taken is a runtime failure: regen exits with status 1 and processes nothing")
+    func addressTaken() async throws {
+        let fixture = try await ServiceFixture(partitions: 2)
+        try await fixture.produce(0..<50)
+        let listener = try Listener()
+        let run = try fixture.start(
+            config: fixture.writeConfig(), arguments: ["--set", "service.http.address=127.0.0.1:\(listener.port)"])
+        #expect(await run.waitForExit(within: .seconds(60)) == 1)
+        #expect(try await fixture.commitProgress().allSatisfy { $0.committed < 0 }, "nothing committed")
+        withExtendedLifetime(listener) {}
+    }
+
+    @Test("A second SIGTERM during a graceful stop exits at once with status 130")
+    func secondSignal() async throws {
+        let fixture = try await ServiceFixture(partitions: 2)
+        try await fixture.produce(0..<20)
+        let port = try freePort()
+        let run = try fixture.start(
+            config: fixture.writeConfig(orchestrator: ["eventTimeoutMs: 120000"], simulate: "hangEvery: 1, hangMs: 120000"),
+            arguments: ["--set", "service.http.address=127.0.0.1:\(port)"])
+        // A cycle is in flight and cannot finish: a graceful stop would wait for it (20 s here).
+        let busy = try await waitForAnswer(port, "/metrics", within: .seconds(60)) { answer in
+            (PrometheusText(answer.text)["regen_cycles_in_flight"] ?? 0) >= 1
+        }
+        #expect(busy != nil)
+        run.signal(SIGTERM)
+        #expect(try await waitForAnswer(port, "/readyz", within: .seconds(10)) { $0.failedChecks.contains("stopping") } != nil)
+        #expect(run.isRunning, "the first signal stops gracefully, waiting for the cycle")
+        let second = ContinuousClock.now
+        run.signal(SIGTERM)
+        #expect(await run.waitForExit(within: .seconds(10)) == 130)
+        #expect(ContinuousClock.now - second < .seconds(10))
+    }
+
+    @Test("The health loop runs inside the service: its performance_metric carries the real resident memory and the cached lag")
+    func healthLoop() async throws {
+        let fixture = try await ServiceFixture(partitions: 2)
+        try await fixture.produce(0..<200)
+        let run = try fixture.start(
+            config: fixture.writeConfig(orchestrator: ["healthCheckIntervalSecs: 1"]),
+            arguments: ["--set", "kafka.properties.statistics.interval.ms=500"])
+        #expect(try await fixture.waitUntilCommitted(within: .seconds(60)))
+        let end = ContinuousClock.now + .seconds(30)
+        var metric: TelemetryEvent?
+        while metric == nil && ContinuousClock.now < end {
+            let events = try await fixture.readAll("regen.telemetry", quiet: .seconds(2)).compactMap {
+                try? JSONDecoder().decode(TelemetryEvent.self, from: Data($0.value ?? []))
+            }
+            metric = events.last { $0.tags["kind"] == "health_check" && $0.data["pending_work"]?.numberValue != nil }
+        }
+        run.signal(SIGTERM)
+        #expect(await run.waitForExit(within: .seconds(60)) == 0)
+        let found = try #require(metric, "no health check with a known lag")
+        #expect((found.data["memory_bytes"]?.numberValue ?? 0) > 1_000_000, "\(found.data)")
+        #expect((found.data["pending_work"]?.numberValue ?? -1) >= 0)
+    }
 }
 
 // MARK: - HTTP, Prometheus and process helpers
@@ -360,6 +417,33 @@ func runTool(_ executable: String, _ arguments: [String], input: Data) throws ->
     let output = stdout.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}
+
+/// A socket listening on a loopback port, so that the port is taken.
+final class Listener: Sendable {
+    let port: Int
+    private let descriptor: Int32
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.descriptor = descriptor
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, length) == 0 && listen(descriptor, 1) == 0 && getsockname(descriptor, $0, &length) == 0
+            }
+        }
+        guard listening else {
+            close(descriptor)
+            throw POSIXError(.EADDRINUSE)
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(descriptor) }
 }
 
 /// A helper program (Prometheus) running beside the test, killed at the end.
