@@ -155,7 +155,7 @@ struct HostileInputTests {
         let completion = try await processor.completeCycle(events, executionID: "poison")
         #expect(Set(completion.rejected.keys) == Set(poison.map(\.position)))
         #expect(completion.rejected.values.allSatisfy { $0.contains("export.xml") && $0.contains("not well-formed XML") })
-        #expect(completion.report.regenerations == 1003)  // 1,000 pages, index, catalog, export
+        #expect(completion.report.regenerations == 1013)  // 1,000 pages, index, catalog, export, 10 directory pages
         #expect(try templates.catalog().count == 1000)
         #expect(try templates.export().count == 1000)
         #expect(try FileManager.default.contentsOfDirectory(atPath: "\(templates.output)/nodes").count == 1000)

@@ -350,4 +350,66 @@ struct TemplateProcessorTests {
             #expect(error?.description.contains(reason) == true, "\(String(describing: error))")
         }
     }
+
+    static let paginated = """
+        artifacts:
+          - { name: list, template: list, output: "list/{{page}}.txt", paginate: 3 }
+        """
+    static let listTemplate = "{{page}}/{{pages}} {{total}}:{{#nodes}} {{subject}}={{properties.v}}{{/nodes}}"
+        + "{{#previous_page}} prev={{previous_page}}{{/previous_page}}{{#next_page}} next={{next_page}}{{/next_page}}"
+
+    @Test("paginate: N splits an artifact into pages of N subjects; a cycle renders only the pages whose subjects changed or moved, also after a restart")
+    func pagination() async throws {
+        let workspace = try TemplateWorkspace(manifest: Self.paginated, templates: ["list": Self.listTemplate])
+        var processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
+        let first = try await processor.completeCycle((1...7).map { event("a\($0)", "s0\($0)", .nodeAdded, ["v": .int(1)]) }, executionID: "1")
+        #expect(first.report.regenerations == 3)
+        #expect(workspace.read("list/1.txt") == "1/3 7: s01=1 s02=1 s03=1 next=2.txt")
+        #expect(workspace.read("list/2.txt") == "2/3 7: s04=1 s05=1 s06=1 prev=1.txt next=3.txt")
+        #expect(workspace.read("list/3.txt") == "3/3 7: s07=1 prev=2.txt")
+
+        // An update touches its page only.
+        let update = try await processor.completeCycle([event("u5", "s05", .nodeUpdated, ["v": .int(2)])], executionID: "2")
+        #expect(update.report.regenerations == 1)
+        #expect(workspace.read("list/2.txt") == "2/3 7: s04=1 s05=2 s06=1 prev=1.txt next=3.txt")
+
+        // A subject sorting first moves every page's membership.
+        let added = try await processor.completeCycle([event("a0", "s00", .nodeAdded, ["v": .int(1)])], executionID: "3")
+        #expect(added.report.regenerations == 3)
+        #expect(workspace.read("list/1.txt") == "1/3 8: s00=1 s01=1 s02=1 next=2.txt")
+        #expect(workspace.read("list/3.txt") == "3/3 8: s06=1 s07=1 prev=2.txt")
+
+        // Removals shrink the pages; the page past the new end is rendered empty, not left stale.
+        let removed = try await processor.completeCycle(
+            ["s00", "s01", "s02"].map { event("r\($0)", $0, .nodeRemoved) }, executionID: "4")
+        #expect(removed.report.regenerations == 3)
+        #expect(workspace.read("list/1.txt") == "1/2 5: s03=1 s04=1 s05=2 next=2.txt")
+        #expect(workspace.read("list/2.txt") == "2/2 5: s06=1 s07=1 prev=1.txt")
+        #expect(workspace.read("list/3.txt") == "3/2 5: prev=2.txt")
+
+        // After a restart the pages are known from the store: an update still renders one page.
+        processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
+        let restarted = try await processor.completeCycle([event("u7", "s07", .nodeUpdated, ["v": .int(3)])], executionID: "5")
+        #expect(restarted.report.regenerations == 1)
+        #expect(workspace.read("list/2.txt") == "2/2 5: s06=1 s07=3 prev=1.txt")
+
+        // A template change renders every page.
+        let template = try await processor.completeCycle([event("t", "list", .templateChanged)], executionID: "6")
+        #expect(template.report.regenerations == 2)
+    }
+
+    @Test("paginate is refused, naming the artifact, on a per-subject output, without {{page}}, or below 1; {{page}} needs paginate")
+    func paginationManifest() async throws {
+        for artifact in [
+            #"{ name: a, template: t, output: "x/{{subject}}/{{page}}.txt", paginate: 2 }"#,
+            #"{ name: a, template: t, output: "x.txt", paginate: 2 }"#,
+            #"{ name: a, template: t, output: "x/{{page}}.txt", paginate: 0 }"#,
+            #"{ name: a, template: t, output: "x/{{page}}.txt" }"#,
+        ] {
+            let workspace = try TemplateWorkspace(manifest: "artifacts:\n  - \(artifact)\n", templates: ["t": "x"])
+            await #expect(throws: TemplateError.self, "\(artifact)") {
+                _ = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
+            }
+        }
+    }
 }

@@ -1,14 +1,31 @@
 import Orchestration
 
-/// One file to render: an artifact, for one subject when it is per-subject.
+/// One file to render: an artifact, for one subject when it is per-subject, one page
+/// when it is paginated.
 public struct ArtifactInstance: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// The artifact's name.
     public var artifact: String
     /// The subject, for per-subject artifacts.
     public var subject: String?
+    /// The page (from 1), for paginated artifacts; nil in ``DependencyGraph/affected(by:knownSubjects:)``'s
+    /// answer, which says the artifact is affected, not which of its pages.
+    public var page: Int?
 
-    public var description: String { subject.map { "\(artifact)[\($0)]" } ?? artifact }
-    public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.artifact, lhs.subject ?? "") < (rhs.artifact, rhs.subject ?? "") }
+    public init(artifact: String, subject: String? = nil, page: Int? = nil) {
+        self.artifact = artifact
+        self.subject = subject
+        self.page = page
+    }
+
+    public var description: String {
+        if let subject { return "\(artifact)[\(subject)]" }
+        if let page { return "\(artifact)[page \(page)]" }
+        return artifact
+    }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.artifact, lhs.subject ?? "", lhs.page ?? 0) < (rhs.artifact, rhs.subject ?? "", rhs.page ?? 0)
+    }
 }
 
 /// The artifacts' dependency graph: which files a set of change events affects,
@@ -68,6 +85,15 @@ struct DependencyGraph: Sendable {
             }
         }
         return instances
+    }
+
+    /// The artifacts that `events` affect as a whole, whatever their subjects: through a
+    /// schema or template change, directly or by a dependency. A paginated artifact among
+    /// them has every page rendered again; otherwise only the pages whose subjects changed.
+    func affectedWholly(by events: [ChangeEvent], knownSubjects: [String]) -> Set<String> {
+        let global = events.filter { $0.changeType == .schemaChanged || $0.changeType == .templateChanged }
+        guard !global.isEmpty else { return [] }
+        return Set(affected(by: global, knownSubjects: knownSubjects).map(\.artifact))
     }
 
     private func affects(_ event: ChangeEvent, _ artifact: TemplateManifest.Artifact) -> Bool {

@@ -22,6 +22,10 @@ public struct TemplateManifest: Sendable, Codable, Hashable {
         /// How values are escaped and the file validated; by default what the output's
         /// extension implies (see ``OutputFormat/implied(byPath:)``).
         public var format: OutputFormat?
+        /// Splits an artifact over many subjects into pages of this many subjects, in
+        /// subject order; its output names each page with `{{page}}` (1, 2, ...). A cycle
+        /// re-renders only the pages whose subjects or membership changed.
+        public var paginate: Int?
 
         /// The format it is rendered in: `format`, else what the output's extension implies.
         public var resolvedFormat: OutputFormat? { format ?? OutputFormat.implied(byPath: output) }
@@ -29,7 +33,10 @@ public struct TemplateManifest: Sendable, Codable, Hashable {
         /// Whether there is one file per subject.
         public var isPerSubject: Bool { output.contains("{{subject}}") }
 
-        enum CodingKeys: String, CodingKey { case name, template, output, subjects, changeTypes, dependsOn, format }
+        /// Whether its subjects are split into pages.
+        public var isPaginated: Bool { paginate != nil }
+
+        enum CodingKeys: String, CodingKey { case name, template, output, subjects, changeTypes, dependsOn, format, paginate }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -47,12 +54,13 @@ public struct TemplateManifest: Sendable, Codable, Hashable {
                 }
                 self.format = format
             }
+            paginate = try c.decodeIfPresent(Int.self, forKey: .paginate)
         }
 
         /// Creates an artifact description.
         public init(
             name: String, template: String, output: String, subjects: [String] = ["*"], changeTypes: [ChangeType]? = nil,
-            dependsOn: [String] = [], format: OutputFormat? = nil
+            dependsOn: [String] = [], format: OutputFormat? = nil, paginate: Int? = nil
         ) {
             self.name = name
             self.template = template
@@ -61,11 +69,15 @@ public struct TemplateManifest: Sendable, Codable, Hashable {
             self.changeTypes = changeTypes
             self.dependsOn = dependsOn
             self.format = format
+            self.paginate = paginate
         }
 
-        /// Its output path, for `subject` when it is per-subject (the subject as one safe file name).
-        public func outputPath(for subject: String?) -> String {
-            subject.map { output.replacingOccurrences(of: "{{subject}}", with: SubjectFileName.make(for: $0)) } ?? output
+        /// Its output path, for `subject` when it is per-subject (the subject as one safe
+        /// file name), for `page` (from 1) when it is paginated.
+        public func outputPath(for subject: String?, page: Int? = nil) -> String {
+            var path = subject.map { output.replacingOccurrences(of: "{{subject}}", with: SubjectFileName.make(for: $0)) } ?? output
+            if let page { path = path.replacingOccurrences(of: "{{page}}", with: String(page)) }
+            return path
         }
 
         /// Whether it uses `subject`.
@@ -105,6 +117,18 @@ public struct TemplateManifest: Sendable, Codable, Hashable {
         for artifact in artifacts {
             if let unknown = artifact.dependsOn.first(where: { !names.contains($0) }) {
                 throw TemplateError.manifest("artifact '\(artifact.name)' depends on unknown artifact '\(unknown)'")
+            }
+            if let size = artifact.paginate {
+                guard size >= 1 else {
+                    throw TemplateError.manifest("artifact '\(artifact.name)': paginate must be an integer >= 1, not \(size)")
+                }
+                guard !artifact.isPerSubject, artifact.output.contains("{{page}}") else {
+                    throw TemplateError.manifest(
+                        "artifact '\(artifact.name)': a paginated output names its pages with {{page}} and is not per subject "
+                            + "(output '\(artifact.output)')")
+                }
+            } else if artifact.output.contains("{{page}}") {
+                throw TemplateError.manifest("artifact '\(artifact.name)': output '\(artifact.output)' uses {{page}} without paginate: N")
             }
             let components = artifact.output.split(separator: "/")
             if artifact.output.hasPrefix("/") || components.contains("..") || components.isEmpty {

@@ -134,7 +134,7 @@ public actor TemplateProcessor: EventProcessor {
         while true {
             let kept = Self.events(events, leavingOut: Set(blamed.keys))
             let pass = renderPass(kept, executionID: executionID, generatedAt: generatedAt)
-            let affected = graph.affected(by: kept.map(\.event), knownSubjects: pass.names)
+            let affected = pages(of: graph.affected(by: kept.map(\.event), knownSubjects: pass.names), in: pass, events: kept)
             var files: [String: String] = [:]
             var failed: [(ArtifactInstance, TemplateError)] = []
             for instance in affected.sorted() {
@@ -214,6 +214,46 @@ public actor TemplateProcessor: EventProcessor {
         return isolate(suspects[...], innocent: [])
     }
 
+    /// `affected` with each paginated artifact replaced by the pages to render again: all of
+    /// them when the artifact is affected as a whole (a schema or template change), else the
+    /// pages whose subjects changed or whose membership moved (a subject added or removed
+    /// shifts the pages after it). Pages past a shrunken end are rendered too, empty.
+    private func pages(of affected: Set<ArtifactInstance>, in pass: RenderPass, events: [CompletedEvent]) -> Set<ArtifactInstance> {
+        var result: Set<ArtifactInstance> = []
+        var wholly: Set<String>?
+        var before: [String]?
+        for instance in affected {
+            guard let artifact = graph.artifact(instance.artifact), let size = artifact.paginate else {
+                result.insert(instance)
+                continue
+            }
+            let whole = (wholly ?? {
+                let found = graph.affectedWholly(by: events.map(\.event), knownSubjects: pass.names)
+                wholly = found
+                return found
+            }()).contains(artifact.name)
+            let old = (before ?? {
+                // The committed order: kept from the last pass, or read once after a start.
+                let names = rendered.names.isEmpty ? store.subjects.keys.sorted() : rendered.names
+                before = names
+                return names
+            }()).filter(artifact.uses)
+            let new = pass.usedNames(of: artifact)
+            let count = max(1, Self.pageCount(old.count, size), Self.pageCount(new.count, size))
+            for page in 1...count {
+                let range = Self.range(of: page, size: size)
+                let now = new[range.clamped(to: new.indices)]
+                if whole || old[range.clamped(to: old.indices)] != now || now.contains(where: pass.changed.contains) {
+                    result.insert(ArtifactInstance(artifact: artifact.name, page: page))
+                }
+            }
+        }
+        return result
+    }
+
+    static func pageCount(_ subjects: Int, _ size: Int) -> Int { (subjects + size - 1) / size }
+    static func range(of page: Int, size: Int) -> Range<Int> { (page - 1) * size..<page * size }
+
     /// `events` without the changes of `subjects`.
     private static func events(_ events: [CompletedEvent], leavingOut subjects: Set<String>) -> [CompletedEvent] {
         subjects.isEmpty ? events : events.filter { !(SubjectStore.changesSubject($0.event) && subjects.contains($0.event.subject)) }
@@ -239,14 +279,27 @@ public actor TemplateProcessor: EventProcessor {
             fields["subject"] = subject
             fields["node"] = pass.context(of: subject)
         }
-        let context = RenderContext(fields: fields) { pass.nodes(of: artifact) }
+        var nodes = { pass.nodes(of: artifact) }
+        if let page = instance.page, let size = artifact.paginate {
+            let all = pass.usedNames(of: artifact)
+            let pages = max(1, Self.pageCount(all.count, size))
+            let onPage = Array(all[Self.range(of: page, size: size).clamped(to: all.indices)])
+            fields["page"] = page
+            fields["pages"] = pages
+            fields["total"] = all.count
+            let name = { (page: Int) in (artifact.outputPath(for: nil, page: page) as NSString).lastPathComponent }
+            if page > 1 { fields["previous_page"] = name(min(page - 1, pages)) }
+            if page < pages { fields["next_page"] = name(page + 1) }
+            nodes = { onPage.map(pass.context(of:)) }
+        }
+        let context = RenderContext(fields: fields, nodes: nodes)
         guard let text = library.render(context, withTemplate: artifact.template) else {
             throw TemplateError.render(artifact: instance.describe(in: graph), reason: "template '\(artifact.template)' not found")
         }
         if let problem = format.problem(with: text) {
             throw TemplateError.render(artifact: instance.describe(in: graph), reason: problem)
         }
-        return (artifact.outputPath(for: instance.subject), text)
+        return (artifact.outputPath(for: instance.subject, page: instance.page), text)
     }
 }
 
@@ -285,6 +338,7 @@ private final class RenderPass {
     private let start: RenderBase
     private var contexts: [String: [String: Any]] = [:]
     private var nodesByPatterns: [[String]: [[String: Any]]] = [:]
+    private var namesByPatterns: [[String]: [String]] = [:]
 
     /// Every subject of the pass's store, in order.
     let names: [String]
@@ -313,10 +367,18 @@ private final class RenderPass {
         return context
     }
 
+    /// The subjects `artifact` uses, in order.
+    func usedNames(of artifact: TemplateManifest.Artifact) -> [String] {
+        if let used = namesByPatterns[artifact.subjects] { return used }
+        let used = names.filter(artifact.uses)
+        namesByPatterns[artifact.subjects] = used
+        return used
+    }
+
     /// The contexts of the subjects `artifact` uses, in order.
     func nodes(of artifact: TemplateManifest.Artifact) -> [[String: Any]] {
         if let nodes = nodesByPatterns[artifact.subjects] { return nodes }
-        let nodes = names.filter(artifact.uses).map(context(of:))
+        let nodes = usedNames(of: artifact).map(context(of:))
         nodesByPatterns[artifact.subjects] = nodes
         return nodes
     }
@@ -348,7 +410,7 @@ extension ArtifactInstance {
     /// `'name' (template 'node', output 'nodes/x.html')`, for reasons and logs.
     func describe(in graph: DependencyGraph) -> String {
         guard let artifact = graph.artifact(self.artifact) else { return "'\(self.artifact)'" }
-        return "'\(artifact.name)' (template '\(artifact.template)', output '\(artifact.outputPath(for: subject))')"
+        return "'\(artifact.name)' (template '\(artifact.template)', output '\(artifact.outputPath(for: subject, page: page))')"
     }
 }
 
