@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Orchestration
 import RdKafka
+import Regeneration
 import RegenService
 import ServiceLifecycle
 
@@ -117,6 +118,7 @@ struct DemoCommand: AsyncParsableCommand {
         let stats = progress.stats
         let artifacts = FileManager.default.enumerator(atPath: output)?.allObjects.compactMap { $0 as? String }
             .filter { !$0.hasPrefix(".regen") && ($0.hasSuffix(".html") || $0.hasSuffix(".json") || $0.hasSuffix(".xml")) }.count ?? 0
+        let outputs = (try? TemplateManifest.load(from: templates).artifacts.map(\.output).joined(separator: ", ")) ?? ""
         print("""
 
             summary (\(String(format: "%.1f", elapsed.seconds)) s)
@@ -124,7 +126,7 @@ struct DemoCommand: AsyncParsableCommand {
               processed:               \(stats.eventsSucceeded) succeeded, \(stats.eventsDeadLettered) dead-lettered, \(stats.eventsNotDone) left for redelivery
               cycles:                  \(stats.totalCycles) (mean \(String(format: "%.1f", stats.avgCycleTimeMs)) ms, p95 \(String(format: "%.1f", stats.p95CycleTimeMs)) ms)
               regenerations:           \(stats.regenerationsTriggered) renders, \(stats.deploymentsCompleted) atomic deployments
-              artifacts on disk:       \(artifacts) files in \(output)/ (index.html, catalog.json, export.xml, nodes/*.html)
+              artifacts on disk:       \(artifacts) files in \(output)/ (\(outputs))
               offset commits:          \(progress.commits) (\(progress.failedCommits) failed)
               telemetry:               \(progress.telemetryPublished) records to regen.telemetry and regen.alerts (\(progress.telemetryDropped) dropped)
               dead letters:            topic regen.dlq, each with regen.error, regen.attempts and regen.source.* headers
