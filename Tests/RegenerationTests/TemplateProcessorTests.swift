@@ -199,7 +199,7 @@ struct TemplateProcessorTests {
         #expect(later.report.regenerations == 3 && twice.read("nodes/a.html") == "a 3 links>c links>b" && twice.read("nodes/c.html") == "c 6")
     }
 
-    @Test("Contexts kept from earlier cycles never go stale: many small cycles, a restart midway and one big cycle render the same files")
+    @Test("Contexts kept from earlier cycles never go stale: many small cycles rendered in parallel, a restart midway, and one big cycle rendered one file at a time give the same files")
     func contextsAcrossCycles() async throws {
         let templates = [
             "page": "{{subject}} {{node.properties.v}} {{count}}",
@@ -216,15 +216,18 @@ struct TemplateProcessorTests {
         }
         let fixed: @Sendable () -> Date = { Date(timeIntervalSince1970: 1_800_000_000) }
         let small = try TemplateWorkspace(manifest: Self.pageAndData, templates: templates)
-        var processor = try await TemplateProcessor(templatesDirectory: small.templates, outputDirectory: small.output, clock: fixed)
+        var processor = try await TemplateProcessor(
+            templatesDirectory: small.templates, outputDirectory: small.output, renderConcurrency: 4, clock: fixed)
         for first in stride(from: 0, to: all.count, by: 25) {
             if first == 300 {  // a restart: the contexts are built again from the stored state
-                processor = try await TemplateProcessor(templatesDirectory: small.templates, outputDirectory: small.output, clock: fixed)
+                processor = try await TemplateProcessor(
+                    templatesDirectory: small.templates, outputDirectory: small.output, renderConcurrency: 4, clock: fixed)
             }
             _ = try await processor.completeCycle(Array(all[first..<first + 25]), executionID: "x")
         }
         let big = try TemplateWorkspace(manifest: Self.pageAndData, templates: templates)
-        let once = try await TemplateProcessor(templatesDirectory: big.templates, outputDirectory: big.output, clock: fixed)
+        let once = try await TemplateProcessor(
+            templatesDirectory: big.templates, outputDirectory: big.output, renderConcurrency: 1, clock: fixed)
         _ = try await once.completeCycle(all, executionID: "x")
         #expect(big.read("data.json") == small.read("data.json"))
         // Pages of subjects untouched by the last cycles were rendered earlier, with the count of then.

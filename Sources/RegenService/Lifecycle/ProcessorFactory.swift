@@ -5,12 +5,13 @@ import Regeneration
 /// Builds the configured processor.
 enum ProcessorFactory {
     /// - Throws: when the processor cannot be set up (bad manifest, ledger not writable, ...).
-    static func make(_ settings: ProcessorSettings) async throws -> any EventProcessor {
+    /// `concurrency` bounds the template processor's parallel renders (the orchestrator's).
+    static func make(_ settings: ProcessorSettings, concurrency: Int) async throws -> any EventProcessor {
         switch settings.type {
         case "template":
             return try await TemplateProcessor(
                 templatesDirectory: settings.template.templates, outputDirectory: settings.template.output,
-                durability: Durability(rawValue: settings.template.durability) ?? .fsync)
+                durability: Durability(rawValue: settings.template.durability) ?? .fsync, renderConcurrency: concurrency)
         case "command":
             return try CommandProcessor(
                 executable: settings.command.executable, arguments: settings.command.arguments,

@@ -48,7 +48,7 @@ public final class RegenService: Service {
             alertsTopic: configuration.topics.alerts, capacity: configuration.service.telemetryBuffer, logger: logger,
             metrics: metrics)
         orchestrator = try RegenerationOrchestrator(
-            config: configuration.orchestrator, processor: await ProcessorFactory.make(configuration.processor),
+            config: configuration.orchestrator, processor: await ProcessorFactory.make(configuration.processor, concurrency: configuration.orchestrator.concurrency),
             telemetry: telemetry,
             deadLetters: KafkaDeadLetterSink(producer: deadLetterProducer, topic: configuration.topics.deadLetter),
             environment: Self.environment(configuration, consumer: consumer, metrics: metrics), logger: logger)

@@ -22,6 +22,8 @@ public actor TemplateProcessor: EventProcessor {
     private let deployer: ArtifactDeployer
     private let database: SubjectDatabase
     private let clock: @Sendable () -> Date
+    /// Files rendered at once in a cycle's render pass.
+    private let renderLanes: Int
     private var store: SubjectStore
     /// What a cycle's render pass starts from: the committed store's subject names in
     /// order and the render contexts built so far, kept across cycles so a cycle builds
@@ -30,11 +32,15 @@ public actor TemplateProcessor: EventProcessor {
 
     /// Loads the manifest and templates of `templatesDirectory`; writes into `outputDirectory`,
     /// fsyncing what it writes before a cycle counts as done unless `durability` is `.none`.
+    /// A cycle renders up to `renderConcurrency` files at once (the service passes the
+    /// orchestrator's concurrency), never more than the machine has cores.
     /// - Throws: `TemplateError.manifest`, or when templates or the stored state cannot be read.
     public init(
         templatesDirectory: String, outputDirectory: String, durability: Durability = .fsync,
+        renderConcurrency: Int = ProcessInfo.processInfo.activeProcessorCount,
         clock: @escaping @Sendable () -> Date = { Date() }
     ) async throws {
+        renderLanes = max(1, min(renderConcurrency, ProcessInfo.processInfo.activeProcessorCount))
         let manifest = try TemplateManifest.load(from: templatesDirectory)
         graph = DependencyGraph(manifest)
         let texts = try Self.templateTexts(in: templatesDirectory)
@@ -137,12 +143,14 @@ public actor TemplateProcessor: EventProcessor {
             let affected = pages(of: graph.affected(by: kept.map(\.event), knownSubjects: pass.names), in: pass, events: kept)
             var files: [String: String] = [:]
             var failed: [(ArtifactInstance, TemplateError)] = []
-            for instance in affected.sorted() {
-                do {
-                    let (path, content) = try render(instance, in: pass)
-                    files[path] = content
-                } catch let error as TemplateError {
-                    failed.append((instance, error))
+            let instances = affected.sorted()
+            let outcomes = try await Self.renderAll(instances, lanes: renderLanes) { [self] (instance) throws(TemplateError) in
+                try render(instance, in: pass)
+            }
+            for (instance, outcome) in zip(instances, outcomes) {
+                switch outcome {
+                case .success(let (path, content)): files[path] = content
+                case .failure(let error): failed.append((instance, error))
                 }
             }
             if failed.isEmpty {
@@ -254,6 +262,28 @@ public actor TemplateProcessor: EventProcessor {
     static func pageCount(_ subjects: Int, _ size: Int) -> Int { (subjects + size - 1) / size }
     static func range(of page: Int, size: Int) -> Range<Int> { (page - 1) * size..<page * size }
 
+    /// Where render passes run: off Swift's cooperative pool, which they would hold for the
+    /// whole pass, spread over `lanes` threads of Dispatch's pool.
+    private static let renderQueue = DispatchQueue(label: "regen.template.render")
+
+    /// `render` applied to each instance, `lanes` at a time; the outcomes in `instances`' order.
+    private static func renderAll(
+        _ instances: [ArtifactInstance], lanes: Int,
+        _ render: @escaping @Sendable (ArtifactInstance) throws(TemplateError) -> (String, String)
+    ) async throws -> [Result<(String, String), TemplateError>] {
+        guard !instances.isEmpty else { return [] }
+        let outcomes = RenderOutcomes(count: instances.count)
+        let lanes = min(lanes, instances.count)
+        try await BlockingQueue(queue: renderQueue).run {
+            DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+                for index in stride(from: lane, to: instances.count, by: lanes) {
+                    outcomes.set(index, Result { () throws(TemplateError) in try render(instances[index]) })
+                }
+            }
+        }
+        return outcomes.all
+    }
+
     /// `events` without the changes of `subjects`.
     private static func events(_ events: [CompletedEvent], leavingOut subjects: Set<String>) -> [CompletedEvent] {
         subjects.isEmpty ? events : events.filter { !(SubjectStore.changesSubject($0.event) && subjects.contains($0.event.subject)) }
@@ -268,7 +298,9 @@ public actor TemplateProcessor: EventProcessor {
     }
 
     /// The file's path and its content, rendered and validated for the artifact's format.
-    private func render(_ instance: ArtifactInstance, in pass: RenderPass) throws -> (String, String) {
+    /// Reads only what does not change (the manifest, the templates) and the pass, which
+    /// is safe from several threads: render passes run it in parallel.
+    private nonisolated func render(_ instance: ArtifactInstance, in pass: RenderPass) throws(TemplateError) -> (String, String) {
         guard let artifact = graph.artifact(instance.artifact), let format = artifact.resolvedFormat,
             let library = libraries[format]
         else { throw TemplateError.manifest("unknown artifact \(instance.artifact)") }
@@ -325,17 +357,31 @@ private struct RenderBase {
     var contexts: [String: [String: Any]] = [:]
 }
 
+/// The outcomes of a parallel render pass, each written once by the lane that rendered it.
+private final class RenderOutcomes: @unchecked Sendable {  // every access holds `lock`
+    private let lock = NSLock()
+    private var outcomes: [Result<(String, String), TemplateError>?]
+
+    init(count: Int) { outcomes = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ outcome: Result<(String, String), TemplateError>) { lock.withLock { outcomes[index] = outcome } }
+
+    var all: [Result<(String, String), TemplateError>] { lock.withLock { outcomes.map { $0! } } }
+}
+
 /// One attempt at rendering a cycle: the state it renders, the subjects whose state
 /// differs from the committed one, and what it built: each subject's context at most
 /// once, and per set of subject patterns the list of their contexts at most once, however
-/// many files use them.
-private final class RenderPass {
+/// many files use them. Files render in parallel: the caches are behind a lock, and what
+/// they hand out is never changed afterwards.
+private final class RenderPass: @unchecked Sendable {  // the caches are accessed under `lock` only; the rest is immutable
     let store: SubjectStore
     let executionID: String
     let generatedAt: String
     /// The subjects the pass's events change.
     let changed: Set<String>
     private let start: RenderBase
+    private let lock = NSLock()
     private var contexts: [String: [String: Any]] = [:]
     private var nodesByPatterns: [[String]: [[String: Any]]] = [:]
     private var namesByPatterns: [[String]: [String]] = [:]
@@ -360,26 +406,29 @@ private final class RenderPass {
 
     /// The render context of `subject` in this pass's state.
     func context(of subject: String) -> [String: Any] {
-        if let context = contexts[subject] { return context }
-        if !changed.contains(subject), let context = start.contexts[subject] { return context }
+        if !changed.contains(subject), let context = start.contexts[subject] { return context }  // `start` never changes
+        if let context = lock.withLock({ contexts[subject] }) { return context }
         let context = store.context(of: subject)
-        contexts[subject] = context
-        return context
+        return lock.withLock {
+            if let first = contexts[subject] { return first }  // another lane built it meanwhile
+            contexts[subject] = context
+            return context
+        }
     }
 
     /// The subjects `artifact` uses, in order.
     func usedNames(of artifact: TemplateManifest.Artifact) -> [String] {
-        if let used = namesByPatterns[artifact.subjects] { return used }
+        if let used = lock.withLock({ namesByPatterns[artifact.subjects] }) { return used }
         let used = names.filter(artifact.uses)
-        namesByPatterns[artifact.subjects] = used
+        lock.withLock { namesByPatterns[artifact.subjects] = namesByPatterns[artifact.subjects] ?? used }
         return used
     }
 
     /// The contexts of the subjects `artifact` uses, in order.
     func nodes(of artifact: TemplateManifest.Artifact) -> [[String: Any]] {
-        if let nodes = nodesByPatterns[artifact.subjects] { return nodes }
+        if let nodes = lock.withLock({ nodesByPatterns[artifact.subjects] }) { return nodes }
         let nodes = usedNames(of: artifact).map(context(of:))
-        nodesByPatterns[artifact.subjects] = nodes
+        lock.withLock { nodesByPatterns[artifact.subjects] = nodesByPatterns[artifact.subjects] ?? nodes }
         return nodes
     }
 
@@ -428,6 +477,7 @@ struct BlockingQueue: Sendable {
     private let queue: DispatchQueue
 
     init(label: String) { queue = DispatchQueue(label: label) }
+    init(queue: DispatchQueue) { self.queue = queue }
 
     func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
