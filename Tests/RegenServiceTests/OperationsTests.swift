@@ -251,6 +251,28 @@ struct OperationsTests {
         #expect(traced.allSatisfy { ($0["span_id"] as? String)?.count == 16 })
     }
 
+    @Test("/readyz is 503 (commits) while offset commits keep failing past the bound, and 200 again once they succeed")
+    func commitsFailing() async throws {
+        let fixture = try await ServiceFixture(partitions: 2)
+        try await fixture.produce(0..<200)
+        try await fixture.cluster.injectErrors(Array(repeating: .coordinatorNotAvailable, count: 100_000), for: .offsetCommit)
+        let port = try freePort()
+        let run = try fixture.start(
+            config: fixture.writeConfig(),
+            arguments: ["--set", "service.http.address=127.0.0.1:\(port)", "--set", "service.http.commitsFailingAfterMs=1000"])
+        let failing = try await waitForAnswer(port, "/readyz", within: .seconds(60)) { $0.failedChecks.contains("commits") }
+        #expect(failing?.status == 503 && failing?.failedChecks == ["commits"], "\(String(describing: failing))")
+        let samples = PrometheusText(try await get(port, "/metrics").text)
+        #expect((samples["regen_commits_total", ["result": "failed"]] ?? 0) >= 1)
+        #expect(try await fixture.commitProgress().allSatisfy { $0.committed < 0 }, "a commit got through the injected errors")
+
+        try await fixture.cluster.clearErrors(for: .offsetCommit)
+        #expect(try await waitForAnswer(port, "/readyz", within: .seconds(60)) { $0.status == 200 } != nil)
+        #expect(try await fixture.waitUntilCommitted(within: .seconds(60)))
+        run.signal(SIGTERM)
+        #expect(await run.waitForExit(within: .seconds(60)) == 0)
+    }
+
     @Test("An HTTP address already taken is a runtime failure: regen exits with status 1 and processes nothing")
     func addressTaken() async throws {
         let fixture = try await ServiceFixture(partitions: 2)
