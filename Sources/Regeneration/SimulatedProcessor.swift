@@ -87,6 +87,8 @@ public struct SimulatedProcessor: EventProcessor {
 
 /// An append-only file of processed event ids, one per line (with `timestamps`, each id is
 /// followed by a tab and the wall-clock time it was written, in microseconds since 1970).
+/// An id's `%`, line feed, carriage return and tab are written as `%25`, `%0A`, `%0D` and
+/// `%09`, so every id takes exactly one line whatever it holds (``id(fromLine:)`` reads it back).
 /// Each append is one `write(2)` to an `O_APPEND` descriptor, so it survives the process
 /// being killed.
 public final class EventLedger: Sendable {
@@ -117,8 +119,32 @@ public final class EventLedger: Sendable {
     public func append(_ id: String) throws {
         var time = timespec()
         if timestamps { clock_gettime(CLOCK_REALTIME, &time) }
+        let id = Self.escaped(id)
         let line = Array((timestamps ? "\(id)\t\(Int64(time.tv_sec) * 1_000_000 + Int64(time.tv_nsec) / 1000)\n" : id + "\n").utf8)
         let written = lock.withLock { _ in line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) } }
         guard written == line.count else { throw ProcessingError.retriable("ledger write failed (errno \(errno))") }
+    }
+
+    private static func escaped(_ id: String) -> String {
+        guard id.contains(where: { $0 == "%" || $0 == "\n" || $0 == "\r" || $0 == "\t" || $0 == "\r\n" }) else { return id }
+        var result = ""
+        for scalar in id.unicodeScalars {
+            switch scalar {
+            case "%": result += "%25"
+            case "\n": result += "%0A"
+            case "\r": result += "%0D"
+            case "\t": result += "%09"
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
+    }
+
+    /// The id a ledger line holds (without its timestamp, unescaped).
+    public static func id(fromLine line: String) -> String {
+        let id = line.split(separator: "\t", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        guard id.contains("%") else { return id }
+        return id.replacingOccurrences(of: "%0A", with: "\n").replacingOccurrences(of: "%0D", with: "\r")
+            .replacingOccurrences(of: "%09", with: "\t").replacingOccurrences(of: "%25", with: "%")
     }
 }

@@ -203,3 +203,67 @@ struct CommandProcessorTests {
         #expect(throws: ProcessingError.self) { try CommandProcessor(executable: directory.appendingPathComponent("missing").path) }
     }
 }
+
+@Suite("Command and simulate processors: hostile input", .timeLimit(.minutes(3)))
+struct ProcessorHostileInputTests {
+    /// Values that try a shell, an option parser, a path, or sheer size.
+    static let hostile = try! HostileInputTests.hostileStrings() + [
+        "$(touch PWNED)", "`touch PWNED`", "; touch PWNED", "| touch PWNED", "&& touch PWNED", "'; touch PWNED; '",
+        "--help", "-rf /", "--output=/etc/passwd", "-", "--", "../../../../etc/passwd", "/etc/passwd", "~root",
+        "*", "?", "[a-z]*", "${HOME}", "%s%n%x", "", String(repeating: "huge ", count: 20_000),
+    ]
+
+    @Test("Every hostile value reaches the command exactly as sent, on stdin only: its arguments stay the configured ones, its REGEN_EVENT_* variables the record's position, and no shell runs it")
+    func command() async throws {
+        let directory = try CommandProcessorTests.scratchDirectory()
+        let dump = directory.appendingPathComponent("dump").path
+        let path = directory.appendingPathComponent("dump.sh").path
+        // Writes its arguments (one per line), its stdin and the event variables, each to a file of its own.
+        try CommandProcessorTests.writeExecutable(
+            """
+            #!/bin/sh
+            cd '\(directory.path)'
+            for argument in "$@"; do printf '%s\\n' "$argument"; done > '\(dump).args'
+            cat > '\(dump).stdin'
+            env | grep '^REGEN_EVENT_' | sort > '\(dump).env'
+            exit 0
+            """, at: path)
+        let processor = try CommandProcessor(executable: path, arguments: ["--mode", "render"])
+        // (An empty subject never arrives: the decoder refuses it.)
+        for (index, value) in Self.hostile.enumerated() where !value.isEmpty {
+            let event = ChangeEvent(
+                id: "\(index)\(value)", changeType: .nodeUpdated, subject: value, predicate: value, object: value,
+                properties: ["title": .string(value), value: .array([.string(value)])], source: value)
+            let context = EventContext(
+                position: SourcePosition(topic: "changes", partition: 1, offset: Int64(index)), key: value, attempt: 1,
+                traceparent: nil, executionID: "x")
+            _ = try await processor.process(event, context: context)
+            let arguments = try String(contentsOfFile: dump + ".args", encoding: .utf8)
+            #expect(arguments == "--mode\nrender\n", "value \(index)")
+            let stdin = try Array(Data(contentsOf: URL(fileURLWithPath: dump + ".stdin")))
+            let received = try ChangeEvent.decode(stdin)
+            #expect(received.id == event.id && received.subject == value && received.predicate == value && received.source == value, "value \(index)")
+            #expect(received.properties == event.properties, "value \(index)")
+            let variables = try String(contentsOfFile: dump + ".env", encoding: .utf8)
+            #expect(variables == "REGEN_EVENT_ATTEMPT=1\nREGEN_EVENT_OFFSET=\(index)\nREGEN_EVENT_PARTITION=1\nREGEN_EVENT_TOPIC=changes\n", "value \(index)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("PWNED").path))
+    }
+
+    @Test("Every hostile id takes exactly one line of the simulate processor's ledger, and reads back as sent")
+    func ledger() async throws {
+        let directory = try CommandProcessorTests.scratchDirectory()
+        let path = directory.appendingPathComponent("ledger.txt").path
+        let processor = try SimulatedProcessor(ledgerPath: path)
+        for (index, value) in Self.hostile.enumerated() {
+            _ = try await processor.process(
+                ChangeEvent(id: value, changeType: .nodeAdded, subject: "s"),
+                context: EventContext(
+                    position: SourcePosition(topic: "t", partition: 0, offset: Int64(index)), key: "s", attempt: 1, traceparent: nil,
+                    executionID: "x"))
+        }
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.count == Self.hostile.count)
+        #expect(lines.map { EventLedger.id(fromLine: String($0)) } == Self.hostile)
+    }
+}
