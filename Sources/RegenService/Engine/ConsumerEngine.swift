@@ -27,7 +27,6 @@ final class ConsumerEngine: Sendable {
         var bufferedRecords = 0
         var bufferedBytes = 0
         var cyclesInFlight = 0
-        var cyclesFinished = 0
         /// Since when work has been waiting here (a cycle in flight or records buffered)
         /// without a cycle finishing; nil while there is none.
         var pendingSince: ContinuousClock.Instant?
@@ -198,7 +197,6 @@ final class ConsumerEngine: Sendable {
             let pending = !machine.cycles.isEmpty || machine.bufferedRecords > 0
             switch event {
             case .assigned: s.joined = true
-            case .cycleFinished: s.cyclesFinished += 1
             case .stopRequested: s.stopping = true
             default: break
             }

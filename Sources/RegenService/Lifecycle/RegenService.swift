@@ -47,9 +47,9 @@ public final class RegenService: Service {
             producer: telemetryProducer, telemetryTopic: configuration.topics.telemetry,
             alertsTopic: configuration.topics.alerts, capacity: configuration.service.telemetryBuffer, logger: logger,
             metrics: metrics)
+        let processor = try await ProcessorFactory.make(configuration.processor, concurrency: configuration.orchestrator.concurrency)
         orchestrator = try RegenerationOrchestrator(
-            config: configuration.orchestrator, processor: await ProcessorFactory.make(configuration.processor, concurrency: configuration.orchestrator.concurrency),
-            telemetry: telemetry,
+            config: configuration.orchestrator, processor: processor, telemetry: telemetry,
             deadLetters: KafkaDeadLetterSink(producer: deadLetterProducer, topic: configuration.topics.deadLetter),
             environment: Self.environment(configuration, consumer: consumer, metrics: metrics), logger: logger)
         engine = ConsumerEngine(
