@@ -63,7 +63,7 @@ struct ChaosTests {
         var linesBefore = 0
         for round in 0..<ChaosScale.restarts {
             let run = try fixture.start(config: config, name: "\(name)-\(round)")
-            #expect(await run.waitFor("cycle completed", within: .seconds(90)), "round \(round) never completed a cycle")
+            #expect(await run.waitForCycle(within: .seconds(90)), "round \(round) never completed a cycle")
             try await Task.sleep(for: .milliseconds(Int.random(in: 200...1500, using: &generator)))
             run.signal(signal)
             let status = await run.waitForExit(within: .seconds(90))
@@ -119,14 +119,15 @@ struct SlowDownstreamTests {
             simulate: "hangEvery: 250, hangMs: 20000")
         let run = try fixture.start(config: config, arguments: ["--set", "kafka.maxPollIntervalMs=6000"])
         #expect(try await fixture.waitUntilCommitted(within: .seconds(180)))
+        var rebalances: [String: Double] = [:]
+        for kind in ["assigned", "revoked", "lost"] { rebalances[kind] = await run.metric("regen_rebalances_total", ["kind": kind]) }
         run.signal(SIGTERM)
         #expect(await run.waitForExit(within: .seconds(60)) == 0)
         let report = ScenarioReport(scenario: "slow downstream", expected: fixture.goodIDs(0..<2000), ledger: fixture.ledger(), restarts: 0)
         print(report)
         #expect(report.lost == 0 && report.duplicated == 0, "\(report)")
-        let beforeShutdown = run.outputBeforeShutdown
-        #expect(beforeShutdown.occurrences(of: "event=assigned") == 1, "the member was rebalanced: it left the group")
-        #expect(!beforeShutdown.contains("event=lost") && !beforeShutdown.contains("event=revoked"), "evicted for not polling")
+        #expect(rebalances["assigned"] == 1, "the member was rebalanced: it left the group")
+        #expect(rebalances["lost"] == 0 && rebalances["revoked"] == 0, "evicted for not polling")
         let telemetry = try await fixture.readAll("regen.telemetry").compactMap {
             try? JSONDecoder().decode(TelemetryEvent.self, from: Data($0.value ?? []))
         }
@@ -147,17 +148,17 @@ struct BrokerOutageTests {
         try await fixture.produce(0..<10_000)
         let run = try fixture.start(
             config: fixture.writeConfig(orchestrator: ["cycle: { maxEvents: 500, maxWaitMs: 300 }"], simulate: "work: sleep, sleepMs: 2"))
-        #expect(await run.waitFor("cycle completed", within: .seconds(60)))
+        #expect(await run.waitForCycle())
         try await fixture.cluster.takeDown(broker: 1)
         let outage = ChaosScale.isFull ? Duration.seconds(10) : .seconds(5)
         try await Task.sleep(for: outage)
         try await fixture.cluster.bringUp(broker: 1)
         #expect(try await fixture.waitUntilCommitted(within: .seconds(180)))
+        let revocations = Int(await run.metric("regen_rebalances_total", ["kind": "lost"]) ?? 0)
         run.signal(SIGTERM)
         #expect(await run.waitForExit(within: .seconds(60)) == 0)
         let report = ScenarioReport(scenario: "broker outage", expected: fixture.goodIDs(0..<10_000), ledger: fixture.ledger(), restarts: 0)
         // A member evicted during the outage re-reads at most the work it had not committed.
-        let revocations = run.outputBeforeShutdown.occurrences(of: "event=lost")
         print(report, "; partitions lost: \(revocations)")
         #expect(report.lost == 0, "\(report)")
         #expect(report.duplicated <= ServiceSettings().duplicatesBound(maxEvents: 500) * max(1, revocations), "\(report)")
@@ -175,7 +176,7 @@ struct CommitOutageTests {
         let run = try fixture.start(
             config: fixture.writeConfig(
                 orchestrator: ["cycle: { maxEvents: \(cycle), maxWaitMs: 300 }", "concurrency: 4"], simulate: "work: sleep, sleepMs: 2"))
-        #expect(await run.waitFor("cycle completed", within: .seconds(60)))
+        #expect(await run.waitForCycle())
         let refusals = ChaosScale.isFull ? 200 : 40
         try await fixture.cluster.injectErrors(
             (0..<refusals).map { $0 % 2 == 0 ? KafkaResponseCode.requestTimedOut : .coordinatorNotAvailable }, for: .offsetCommit)
@@ -196,11 +197,11 @@ struct CommitOutageTests {
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(finished, "offsets never reached the end")
+        let failures = Int(await run.metric("regen_commits_total", ["result": "failed"]) ?? 0)
+        var givenUp = 0
+        for kind in ["lost", "revoked"] { givenUp += Int(await run.metric("regen_rebalances_total", ["kind": kind]) ?? 0) }
         run.signal(SIGTERM)
         #expect(await run.waitForExit() == 0)
-        let failures = run.output.occurrences(of: "commit failed")
-        let beforeShutdown = run.outputBeforeShutdown
-        let givenUp = beforeShutdown.occurrences(of: "event=lost") + beforeShutdown.occurrences(of: "event=revoked")
         let report = ScenarioReport(scenario: "commit outage", expected: fixture.goodIDs(0..<events), ledger: fixture.ledger(), restarts: 0)
         print(report, "; \(failures) commits refused, \(givenUp) partition sets revoked or lost, \(samples) samples, at most \(mostUncommitted) events processed but not committed")
         #expect(failures > 0, "no commit was refused: the scenario did not happen")

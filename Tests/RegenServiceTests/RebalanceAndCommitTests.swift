@@ -16,11 +16,14 @@ struct RebalanceAndCommitTests {
             orchestrator: ["cycle: { maxEvents: 300, maxWaitMs: 300 }"], simulate: "work: sleep, sleepMs: 2")
         let strategyFlag = ["--set", "kafka.assignmentStrategy=\(strategy)"]
         let a = try fixture.start(config: config, arguments: strategyFlag, name: "a")
-        #expect(await a.waitFor("cycle completed"))
+        #expect(await a.waitForCycle())
         let b = try fixture.start(config: config, arguments: strategyFlag, name: "b")
-        #expect(await a.waitFor("event=revoked"), "the first instance never gave up a partition")
-        #expect(await b.waitFor("cycle completed"))
+        #expect(await a.waitForMetric("regen_rebalances_total", ["kind": "revoked"]) { $0 >= 1 }, "the first instance never gave up a partition")
+        #expect(await b.waitForCycle())
         #expect(try await fixture.waitUntilCommitted(within: .seconds(180)))
+        // Revocations before the stop (a graceful stop revokes too).
+        var revocations = 0
+        for run in [a, b] { revocations += Int(await run.metric("regen_rebalances_total", ["kind": "revoked"]) ?? 0) }
         a.signal(SIGTERM)
         b.signal(SIGTERM)
         #expect(await a.waitForExit() == 0)
@@ -34,7 +37,6 @@ struct RebalanceAndCommitTests {
         // not commit (the cycles in flight and awaiting commit); no new cycle starts once the
         // group refused a commit for rebalancing, and eager assignment can rebalance twice
         // while a member joins.
-        let revocations = a.outputBeforeShutdown.occurrences(of: "event=revoked") + b.outputBeforeShutdown.occurrences(of: "event=revoked")
         let duplicates = ledger.count - Set(ledger).count
         print("join mid-stream (\(strategy)): \(duplicates) duplicates, \(revocations) revocations")
         let bound = ServiceSettings().duplicatesBound(maxEvents: 300)
@@ -74,11 +76,14 @@ struct RebalanceAndCommitTests {
         // assignment ever arrives. Destroying the cooperative-sticky consumer now would abort.
         try await fixture.cluster.injectErrors(Array(repeating: .rebalanceInProgress, count: 500), for: .syncGroup)
         let run = try fixture.start(config: fixture.writeConfig())
-        #expect(await run.waitFor("consuming"))
+        // Up and not ready: no assignment yet. Then time for its JoinGroup to succeed.
+        let port = try #require(run.httpPort)
+        #expect(try await waitForAnswer(port, "/readyz", within: .seconds(30)) { $0.failedChecks.contains("assignment") } != nil)
         try await Task.sleep(for: .seconds(3))
+        let assigned = await run.metric("regen_rebalances_total", ["kind": "assigned"])
         run.signal(SIGTERM)
         let status = await run.waitForExit()
-        #expect(!run.output.contains("event=assigned"), "an assignment arrived: the scenario did not happen")
+        #expect(assigned == 0, "an assignment arrived: the scenario did not happen")
         #expect(status == 0, "status \(String(describing: status)): \(run.output.suffix(600))")
         try await fixture.cluster.clearErrors(for: .syncGroup)
     }

@@ -19,7 +19,7 @@ struct ResilienceTests {
             ],
             simulate: "failWhileFileExists: \(outage)")
         let run = try fixture.start(config: config)
-        #expect(await run.waitFor("circuit breaker closed -> open"))
+        #expect(await run.waitForMetric("regen_breaker_state") { $0 == 2 }, "the breaker never opened")
         try await Task.sleep(for: .seconds(3))
         let stalled = try await fixture.commitProgress().reduce(Int64(0)) { $0 + max(0, $1.committed) }
         #expect(stalled <= 10, "committed past the failures: \(stalled)")
@@ -46,11 +46,12 @@ struct ResilienceTests {
         let config = try fixture.writeConfig(simulate: "work: sleep, sleepMs: 1")
         let a = try fixture.start(config: config, arguments: ["--set", "service.instance=a"], name: "a")
         let b = try fixture.start(config: config, arguments: ["--set", "service.instance=b"], name: "b")
-        #expect(await a.waitFor("event=assigned"))
-        #expect(await b.waitFor("event=assigned"))
+        for run in [a, b] {
+            #expect(await run.waitForMetric("regen_assigned_partitions") { $0 >= 1 }, "both instances should own partitions")
+        }
         try await fixture.produce(0..<8000)
-        #expect(await a.waitFor("cycle completed"), "both instances should work")
-        #expect(await b.waitFor("cycle completed"), "both instances should work")
+        #expect(await a.waitForCycle(), "both instances should work")
+        #expect(await b.waitForCycle(), "both instances should work")
         b.signal(SIGKILL)
         _ = await b.waitForExit()
         #expect(try await fixture.waitUntilCommitted(within: .seconds(180)))

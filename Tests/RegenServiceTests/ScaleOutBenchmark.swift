@@ -57,7 +57,7 @@ struct ScaleOutBenchmark {
         let runs = try (0..<count).map {
             try fixture.start(config: config, arguments: ["--set", "service.instance=\(group)-\($0)"], name: "\(group)-\($0)")
         }
-        for run in runs { #expect(await run.waitFor("cycle completed", within: .seconds(90)), "an instance never got work") }
+        for run in runs { #expect(await run.waitForCycle(within: .seconds(90)), "an instance never got work") }
         try await Task.sleep(for: .seconds(3))  // past the first rebalances
 
         let before = fixture.ledger(at: ledger).count

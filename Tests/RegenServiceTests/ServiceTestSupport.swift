@@ -63,12 +63,15 @@ final class ServiceFixture: Sendable {
         return path
     }
 
-    /// Starts `regen run` with the configuration at `config`. Its HTTP endpoints take any
-    /// free port unless `arguments` set `service.http.address` (instances run side by side).
+    /// Starts `regen run` with the configuration at `config`. Its HTTP endpoints take a free
+    /// port (``RegenProcess/httpPort``: tests wait on its metrics, not on its log lines)
+    /// unless `arguments` set `service.http.address`.
     func start(config: String, arguments: [String] = [], name: String = "run") throws -> RegenProcess {
-        let http = arguments.contains { $0.hasPrefix("service.http.address=") } ? [] : ["--set", "service.http.address=127.0.0.1:0"]
+        let given = arguments.first { $0.hasPrefix("service.http.address=") }
+        let port = try given.flatMap { $0.split(separator: ":").last.flatMap { Int($0) } } ?? freePort()
+        let http = given == nil ? ["--set", "service.http.address=127.0.0.1:\(port)"] : []
         return try RegenProcess(
-            arguments: ["run", "--config", config, "--log-level", "info"] + http + arguments,
+            arguments: ["run", "--config", config, "--log-level", "info"] + http + arguments, httpPort: port,
             log: directory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(4)).log"))
     }
 
@@ -193,12 +196,15 @@ final class ServiceFixture: Sendable {
 final class RegenProcess: Sendable {
     private let process: Process
     let log: URL
+    /// Where its HTTP endpoints listen.
+    let httpPort: Int?
 
     static var executable: URL {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("regen")
     }
 
-    init(arguments: [String], log: URL) throws {
+    init(arguments: [String], httpPort: Int? = nil, log: URL) throws {
+        self.httpPort = httpPort
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         let process = Process()
@@ -213,9 +219,6 @@ final class RegenProcess: Sendable {
 
     var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
-    /// The log up to the end of the cycle loop, without what closing the consumer logs.
-    var outputBeforeShutdown: String { output.components(separatedBy: "cycle loop stopped")[0] }
-
     func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
     var isRunning: Bool { process.isRunning }
@@ -227,14 +230,27 @@ final class RegenProcess: Sendable {
         return process.isRunning ? nil : process.terminationStatus
     }
 
-    /// Waits until the log contains `text`.
-    func waitFor(_ text: String, within limit: Duration = .seconds(60)) async -> Bool {
+    /// A sample of its `/metrics` now; nil when it does not answer.
+    func metric(_ name: String, _ labels: [String: String] = [:]) async -> Double? {
+        guard let httpPort, let answer = try? await get(httpPort, "/metrics"), answer.status == 200 else { return nil }
+        return PrometheusText(answer.text)[name, labels]
+    }
+
+    /// Waits until the sample `name` (with `labels`) of its `/metrics` satisfies `accept`.
+    func waitForMetric(
+        _ name: String, _ labels: [String: String] = [:], within limit: Duration = .seconds(60), _ accept: (Double) -> Bool
+    ) async -> Bool {
         let end = ContinuousClock.now + limit
         while ContinuousClock.now < end {
-            if output.contains(text) { return true }
-            try? await Task.sleep(for: .milliseconds(50))
+            if let value = await metric(name, labels), accept(value) { return true }
+            try? await Task.sleep(for: .milliseconds(100))
         }
         return false
+    }
+
+    /// Waits until it has finished a cycle.
+    func waitForCycle(within limit: Duration = .seconds(60)) async -> Bool {
+        await waitForMetric("regen_cycles_total", within: limit) { $0 >= 1 }
     }
 
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
