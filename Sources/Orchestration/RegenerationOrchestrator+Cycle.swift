@@ -131,7 +131,7 @@ extension RegenerationOrchestrator {
                 } else if let reason = rejected[planned.record.position] {
                     report.results[index].outcome = await dispatcher.deadLetter(
                         planned.record, reason: "regeneration failed: \(reason)", attempts: report.results[index].attempts,
-                        invalidInput: false, span: dispatcher.trace(of: planned.record)?.childSpan())
+                        invalidInput: false, span: report.results[index].trace?.childSpan())
                     blocked = !report.results[index].outcome.isDone
                 }
             }
@@ -178,7 +178,7 @@ extension RegenerationOrchestrator {
         var seen = Set<String>()
         var ids: [String] = []
         for result in results {
-            guard ids.count < 100, let id = result.traceID, seen.insert(id).inserted else { continue }
+            guard ids.count < 100, let id = result.trace?.traceID, seen.insert(id).inserted else { continue }
             ids.append(id)
         }
         return ids

@@ -87,7 +87,7 @@ struct CycleDispatcher: Sendable {
     }
 
     /// The record's trace context; an invalid `traceparent` is counted and ignored.
-    func trace(of record: CycleRecord) -> RecordTrace? {
+    private func trace(of record: CycleRecord) -> RecordTrace? {
         do {
             return try RecordTrace(record)
         } catch {
@@ -108,8 +108,7 @@ struct CycleDispatcher: Sendable {
         if let trace { logger[metadataKey: "trace_id"] = "\(trace.traceID)" }
         func result(_ outcome: RecordOutcome) -> RecordResult {
             RecordResult(
-                position: record.position, outcome: outcome, attempts: attempt, timeouts: timeouts, event: event,
-                traceID: trace?.traceID)
+                position: record.position, outcome: outcome, attempts: attempt, timeouts: timeouts, event: event, trace: trace)
         }
         var span: TraceContext?
         while true {

@@ -34,6 +34,6 @@ struct RecordResult: Sendable {
     let timeouts: Int
     /// The decoded event, for records that succeeded.
     var event: ChangeEvent? = nil
-    /// The trace id of the record's valid `traceparent`, if any.
-    var traceID: String? = nil
+    /// The record's trace context, when its `traceparent` is valid (parsed once, in dispatch).
+    var trace: RecordTrace? = nil
 }
