@@ -19,8 +19,8 @@ struct OperationsTests {
         // No member can join while every JoinGroup fails.
         try await fixture.cluster.injectErrors(
             Array(repeating: KafkaResponseCode(rawValue: 15), count: 10_000), for: KafkaAPIKey(rawValue: 11))  // COORDINATOR_NOT_AVAILABLE
-        let port = try freePort()
-        let run = try fixture.start(config: fixture.writeConfig(), arguments: ["--set", "service.http.address=127.0.0.1:\(port)"])
+        let run = try fixture.start(config: fixture.writeConfig())
+        let port = try #require(run.httpPort)
         let notReady = try await waitForAnswer(port, "/readyz", within: .seconds(30)) { $0.status == 503 }
         #expect(notReady?.failedChecks == ["assignment"], "\(String(describing: notReady))")
         #expect(try await get(port, "/healthz").status == 200)
@@ -61,10 +61,10 @@ struct OperationsTests {
     func stuck() async throws {
         let fixture = try await ServiceFixture(partitions: 2)
         try await fixture.produce(0..<20)
-        let port = try freePort()
         let run = try fixture.start(
             config: fixture.writeConfig(orchestrator: ["eventTimeoutMs: 120000"], simulate: "hangEvery: 1, hangMs: 120000"),
-            arguments: ["--set", "service.http.address=127.0.0.1:\(port)", "--set", "service.http.stuckAfterMs=2000"])
+            arguments: ["--set", "service.http.stuckAfterMs=2000"])
+        let port = try #require(run.httpPort)
         #expect(try await waitForAnswer(port, "/readyz", within: .seconds(30)) { $0.status == 200 } != nil)
         let stuck = try await waitForAnswer(port, "/healthz", within: .seconds(30)) { $0.status == 503 }
         #expect(stuck?.failedChecks == ["stuck"], "\(String(describing: stuck))")
@@ -81,13 +81,9 @@ struct OperationsTests {
         // Refused authorization for its producer id is fatal to the idempotent dead-letter
         // producer, the only producer on this cluster (telemetry goes to the other one).
         try await fixture.cluster.injectErrors([KafkaResponseCode(rawValue: 31)], for: KafkaAPIKey(rawValue: 22))
-        let port = try freePort()
         let run = try fixture.start(
-            config: fixture.writeConfig(),
-            arguments: [
-                "--set", "service.http.address=127.0.0.1:\(port)",
-                "--set", "kafka.telemetryBootstrapServers=\(telemetry.cluster.bootstrapServers)",
-            ])
+            config: fixture.writeConfig(), arguments: ["--set", "kafka.telemetryBootstrapServers=\(telemetry.cluster.bootstrapServers)"])
+        let port = try #require(run.httpPort)
         let fatal = try await waitForAnswer(port, "/healthz", within: .seconds(60)) { $0.status == 503 }
         #expect(fatal?.failedChecks == ["fatal"], "\(String(describing: fatal))")
         #expect(fatal?.text.contains("dead-letter producer") == true, "\(String(describing: fatal))")
@@ -103,15 +99,14 @@ struct OperationsTests {
         let failing = fixture.directory.appendingPathComponent("failing").path
         #expect(FileManager.default.createFile(atPath: failing, contents: nil))
         try await fixture.produce(0..<200)
-        let port = try freePort()
         let run = try fixture.start(
             config: fixture.writeConfig(
                 orchestrator: [
                     "breaker: { windowSize: 10, minimumCalls: 5, failureRatio: 0.5, cooldownMs: 600000, maxCooldownMs: 600000 }",
                     "retry: { maxAttempts: 1 }",
                 ],
-                simulate: "failWhileFileExists: \(failing)"),
-            arguments: ["--set", "service.http.address=127.0.0.1:\(port)"])
+                simulate: "failWhileFileExists: \(failing)"))
+        let port = try #require(run.httpPort)
         let open = try await waitForAnswer(port, "/readyz", within: .seconds(60)) { $0.status == 503 && $0.failedChecks.contains("breaker") }
         #expect(open?.failedChecks == ["breaker"], "\(String(describing: open))")
         let samples = PrometheusText(try await get(port, "/metrics").text)
@@ -256,10 +251,8 @@ struct OperationsTests {
         let fixture = try await ServiceFixture(partitions: 2)
         try await fixture.produce(0..<200)
         try await fixture.cluster.injectErrors(Array(repeating: .coordinatorNotAvailable, count: 100_000), for: .offsetCommit)
-        let port = try freePort()
-        let run = try fixture.start(
-            config: fixture.writeConfig(),
-            arguments: ["--set", "service.http.address=127.0.0.1:\(port)", "--set", "service.http.commitsFailingAfterMs=1000"])
+        let run = try fixture.start(config: fixture.writeConfig(), arguments: ["--set", "service.http.commitsFailingAfterMs=1000"])
+        let port = try #require(run.httpPort)
         let failing = try await waitForAnswer(port, "/readyz", within: .seconds(60)) { $0.failedChecks.contains("commits") }
         #expect(failing?.status == 503 && failing?.failedChecks == ["commits"], "\(String(describing: failing))")
         let samples = PrometheusText(try await get(port, "/metrics").text)
@@ -289,15 +282,11 @@ struct OperationsTests {
     func secondSignal() async throws {
         let fixture = try await ServiceFixture(partitions: 2)
         try await fixture.produce(0..<20)
-        let port = try freePort()
         let run = try fixture.start(
-            config: fixture.writeConfig(orchestrator: ["eventTimeoutMs: 120000"], simulate: "hangEvery: 1, hangMs: 120000"),
-            arguments: ["--set", "service.http.address=127.0.0.1:\(port)"])
+            config: fixture.writeConfig(orchestrator: ["eventTimeoutMs: 120000"], simulate: "hangEvery: 1, hangMs: 120000"))
+        let port = try #require(run.httpPort)
         // A cycle is in flight and cannot finish: a graceful stop would wait for it (20 s here).
-        let busy = try await waitForAnswer(port, "/metrics", within: .seconds(60)) { answer in
-            (PrometheusText(answer.text)["regen_cycles_in_flight"] ?? 0) >= 1
-        }
-        #expect(busy != nil)
+        #expect(await run.waitForMetric("regen_cycles_in_flight") { $0 >= 1 })
         run.signal(SIGTERM)
         #expect(try await waitForAnswer(port, "/readyz", within: .seconds(10)) { $0.failedChecks.contains("stopping") } != nil)
         #expect(run.isRunning, "the first signal stops gracefully, waiting for the cycle")
@@ -346,22 +335,8 @@ struct HTTPAnswer: Sendable, CustomStringConvertible {
     var description: String { "\(status) \(text)" }
 }
 
-/// A port nothing listens on now (bound to port 0, then closed).
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw POSIXError(.EMFILE) }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    guard bound else { throw POSIXError(.EADDRINUSE) }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
+/// A port nothing listens on now: a listener's, closed again as it goes.
+func freePort() throws -> Int { try Listener().port }
 
 func get(_ port: Int, _ path: String) async throws -> HTTPAnswer {
     var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
@@ -448,6 +423,7 @@ final class Listener: Sendable {
 
     init() throws {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw POSIXError(.EMFILE) }
         self.descriptor = descriptor
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
