@@ -1,5 +1,11 @@
 import Foundation
 import Orchestration
+import Subprocess
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
 
 /// Runs a configured program for each event, with the event as JSON on standard input.
 /// No shell is involved and event data never becomes an argument. Exit status 0 is
@@ -21,6 +27,9 @@ import Orchestration
 /// The program's standard error is captured: its last ``stderrLimit`` bytes (valid UTF-8,
 /// trimmed) end the failure's reason, so a dead letter's `regen.error` and the log line say
 /// why it failed, not only its exit status.
+///
+/// Runs are started and watched with swift-subprocess: the event is written to standard
+/// input and standard error read asynchronously, with no thread of their own per run.
 ///
 /// Creating one makes the process ignore `SIGPIPE`: a command that exits without reading
 /// all of its input would otherwise kill regen while the event is written to it.
@@ -84,16 +93,14 @@ public struct CommandProcessor: EventProcessor {
         let (status, stderr) = try await run(input: input, context: context)
         let said = stderr.isEmpty ? "" : "; stderr: \(stderr)"
         switch status {
-        case 0: return ProcessingReport(regenerations: 1)
-        case 75: throw ProcessingError.retriable("command exited 75 (EX_TEMPFAIL)\(said)")
-        default: throw ProcessingError.permanent("command exited \(status)\(said)")
+        case .exited(0): return ProcessingReport(regenerations: 1)
+        case .exited(75): throw ProcessingError.retriable("command exited 75 (EX_TEMPFAIL)\(said)")
+        case .exited(let code): throw ProcessingError.permanent("command exited \(code)\(said)")
+        case .signaled(let signal): throw ProcessingError.permanent("command killed by signal \(signal)\(said)")
         }
     }
 
-    private func run(input: Data, context: EventContext) async throws -> (status: Int32, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+    private func run(input: Data, context: EventContext) async throws -> (status: TerminationStatus, stderr: String) {
         var environment = self.environment
         // The OpenTelemetry convention for passing trace context to a child process.
         if let traceparent = context.traceparent { environment["TRACEPARENT"] = traceparent }
@@ -102,46 +109,84 @@ public struct CommandProcessor: EventProcessor {
         environment["REGEN_EVENT_PARTITION"] = String(context.position.partition.partition)
         environment["REGEN_EVENT_OFFSET"] = String(context.position.offset)
         environment["REGEN_EVENT_ATTEMPT"] = String(context.attempt)
-        process.environment = environment
-        let stdin = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = FileHandle.nullDevice
-        let stderr = Pipe()
-        process.standardError = stderr
-        let exited = ExitSignal()
-        process.terminationHandler = { _ in exited.fire() }
-        try process.run()  // Foundation starts the child in a process group of its own (pgid = pid)
-        let group = process.processIdentifier
-        let tail = StderrTail(stderr.fileHandleForReading, limit: stderrLimit)
-        // Written from a helper thread: a child that does not read stdin must not block us.
-        Thread.detachNewThread {
-            try? stdin.fileHandleForWriting.write(contentsOf: input)
-            try? stdin.fileHandleForWriting.close()
+        var options = PlatformOptions()
+        options.processGroupID = 0  // a group of its own, led by the program (pgid = pid)
+        // What swift-subprocess does when the caller is cancelled: the same as a timeout.
+        let teardown: [TeardownStep] = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: killGrace)]
+        options.teardownSequence = teardown
+        let configuration = Configuration(
+            executable: .path(FilePath(executable)),
+            arguments: Arguments(arguments),
+            environment: .custom(Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(rawValue: $0.key)!, $0.value) })),
+            platformOptions: options
+        )
+        let leader = GroupLeader()
+        let tail = StderrTail(limit: stderrLimit)
+        let bytes = [UInt8](input)
+        let outcome = await withTaskGroup(of: RunOutcome?.self) { tasks in
+            tasks.addTask {
+                do {
+                    let result = try await Subprocess.run(configuration, input: .inputWriter, output: .discarded, error: .sequence) { execution in
+                        leader.pid = execution.processIdentifier.value
+                        await withTaskGroup(of: Void.self) { io in
+                            io.addTask {
+                                // A program that exits without reading it all makes this fail (EPIPE): its exit status says what happened.
+                                _ = try? await execution.standardInputWriter.write(bytes)
+                                try? await execution.standardInputWriter.finish()
+                            }
+                            io.addTask {
+                                // Ends when the program has exited (swift-subprocess then ends its streams),
+                                // even if a child it left running still holds the pipe open.
+                                do {
+                                    for try await chunk in execution.standardError { chunk.withUnsafeBytes { tail.append($0) } }
+                                } catch {}  // ended by the exit or a cancellation: what was read is kept
+                            }
+                        }
+                    }
+                    return .exited(result.terminationStatus)
+                } catch {
+                    return .failed(error)
+                }
+            }
+            tasks.addTask {
+                guard (try? await Task.sleep(for: timeout)) != nil else { return nil }
+                return .timedOut
+            }
+            let first = await tasks.next() ?? nil
+            // A timeout cancels the run, which swift-subprocess answers with `teardownSequence`
+            // and returns once the program has gone; an exit cancels the timer.
+            tasks.cancelAll()
+            let second = await tasks.next() ?? nil
+            if case .timedOut = first { return RunOutcome.timedOut }
+            return first ?? second ?? .timedOut
         }
-        let finished = await withTaskCancellationHandler {
-            await exited.wait(atMost: timeout)
-        } onCancel: {
-            _ = kill(-group, SIGTERM)
-        }
-        if !finished || Task.isCancelled {
-            // Not cancellable itself: a cancelled caller still waits for the group to be gone.
-            await Task.detached { [killGrace] in await Self.tearDown(group: group, exited: exited, grace: killGrace) }.value
-            try Task.checkCancellation()
-            let said = await tail.text(waitingAtMost: .milliseconds(500))
+        // The program is gone; what it started may not be: the whole group goes before a retry may start.
+        await Self.reap(group: leader.pid)
+        try Task.checkCancellation()
+        switch outcome {
+        case .timedOut:
+            let said = tail.text
             throw ProcessingError.retriable("command timed out after \(timeout)\(said.isEmpty ? "" : "; stderr: \(said)")")
+        case .failed(let error):
+            throw ProcessingError.retriable("command could not run: \(error)")
+        case .exited(let status):
+            return (status, tail.text)
         }
-        // A child the command left running may hold stderr open: its end is not awaited for long.
-        return (process.terminationStatus, await tail.text(waitingAtMost: .seconds(1)))
     }
 }
 
+/// How a run ended.
+private enum RunOutcome: Sendable {
+    case exited(TerminationStatus)
+    case timedOut
+    case failed(any Error)
+}
+
 extension CommandProcessor {
-    /// SIGTERM to the process group, SIGKILL to what is left of it after `grace`, then
-    /// waits (at most 5 s) until no process of the group is left.
-    fileprivate static func tearDown(group: pid_t, exited: ExitSignal, grace: Duration) async {
-        _ = kill(-group, SIGTERM)
-        await exited.wait(atMost: grace)
-        // The program may be gone while its own children ignore SIGTERM: the group gets SIGKILL either way.
+    /// SIGKILL to what is left of the process group, then waits (at most 5 s) until no
+    /// process of it is left.
+    fileprivate static func reap(group: pid_t?) async {
+        guard let group, group > 0 else { return }
         _ = kill(-group, SIGKILL)
         let end = ContinuousClock.now + .seconds(5)
         while ContinuousClock.now < end, kill(-group, 0) == 0 || errno != ESRCH {
@@ -150,88 +195,39 @@ extension CommandProcessor {
     }
 }
 
-/// Reads a child's standard error on a thread of its own until its end, keeping the last
-/// `limit` bytes.
-private final class StderrTail: @unchecked Sendable {  // guarded by `lock`
+/// The process id of a run's program, which leads its process group.
+private final class GroupLeader: @unchecked Sendable {  // guarded by `lock`
     private let lock = NSLock()
-    private var bytes = Data()
-    private var truncated = false
-    private let ended = ExitSignal()
-
-    init(_ handle: FileHandle, limit: Int) {
-        Thread.detachNewThread { [self] in
-            while true {
-                let chunk = handle.availableData
-                if chunk.isEmpty { break }
-                lock.withLock {
-                    bytes.append(chunk)
-                    if bytes.count > limit {
-                        bytes = Data(bytes.suffix(limit))
-                        truncated = true
-                    }
-                }
-            }
-            try? handle.close()
-            ended.fire()
-        }
-    }
-
-    /// What was read, as valid UTF-8 (a character cut by the limit becomes U+FFFD), trimmed,
-    /// once the stream ended or `limit` passed.
-    func text(waitingAtMost limit: Duration) async -> String {
-        await ended.wait(atMost: limit)
-        let (data, cut) = lock.withLock { (bytes, truncated) }
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return cut && !text.isEmpty ? "…" + text : text
+    private var value: pid_t?
+    var pid: pid_t? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
     }
 }
 
-/// Signals a process exit to an async waiter.
-private final class ExitSignal: @unchecked Sendable {  // guarded by `lock`
+/// The last `limit` bytes of a child's standard error.
+private final class StderrTail: @unchecked Sendable {  // guarded by `lock`
     private let lock = NSLock()
-    private var done = false
-    private var waiter: CheckedContinuation<Void, Never>?
+    private let limit: Int
+    private var bytes: [UInt8] = []
+    private var truncated = false
 
-    func fire() {
-        let waiting = lock.withLock { () -> CheckedContinuation<Void, Never>? in
-            done = true
-            defer { waiter = nil }
-            return waiter
+    init(limit: Int) { self.limit = limit }
+
+    func append(_ chunk: UnsafeRawBufferPointer) {
+        lock.withLock {
+            bytes.append(contentsOf: chunk)
+            if bytes.count > limit {
+                bytes.removeFirst(bytes.count - limit)
+                truncated = true
+            }
         }
-        waiting?.resume()
     }
 
-    private func releaseWaiter() {
-        let waiting = lock.withLock { () -> CheckedContinuation<Void, Never>? in
-            defer { waiter = nil }
-            return waiter
-        }
-        waiting?.resume()
-    }
-
-    /// Whether the process exited within `limit`.
-    @discardableResult
-    func wait(atMost limit: Duration) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await withCheckedContinuation { continuation in
-                    let already = self.lock.withLock { () -> Bool in
-                        if self.done { return true }
-                        self.waiter = continuation
-                        return false
-                    }
-                    if already { continuation.resume() }
-                }
-                return true
-            }
-            group.addTask {
-                try? await Task.sleep(for: limit)
-                return false
-            }
-            let first = await group.next() ?? false
-            if !first { self.releaseWaiter() }  // the child waiting for the exit must end too
-            group.cancelAll()
-            return first
-        }
+    /// What was read, as valid UTF-8 (a character cut by the limit becomes U+FFFD), trimmed.
+    var text: String {
+        let (data, cut) = lock.withLock { (bytes, truncated) }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return cut && !text.isEmpty ? "…" + text : text
     }
 }

@@ -31,6 +31,7 @@ struct CommandProcessorTests {
               *temporary*) exit 75 ;;
               *permanent*) exit 3 ;;
               *slow*) sleep 30 ;;
+              *signalled*) kill -KILL $$ ;;
             esac
             exit 0
             """, at: path)
@@ -41,11 +42,12 @@ struct CommandProcessorTests {
         EventContext(position: SourcePosition(topic: "t", partition: 0, offset: 0), key: "k", attempt: 1, traceparent: nil, executionID: "x")
     }
 
-    @Test("Exit 0 succeeds with the event as JSON on stdin; 75 is retriable; other codes are permanent; a hang times out")
+    @Test("Exit 0 succeeds with the event as JSON on stdin; 75 is retriable; other codes and signals are permanent; a hang times out")
     func exitCodes() async throws {
         let directory = try Self.scratchDirectory()
         let (path, log) = try Self.script(in: directory)
-        let processor = try CommandProcessor(executable: path, timeout: .milliseconds(500))
+        // Long enough for a loaded 2-core machine to start and finish a script; the "slow" one waits it out.
+        let processor = try CommandProcessor(executable: path, timeout: .seconds(3))
         let ok = try await processor.process(ChangeEvent(id: "1", changeType: .nodeAdded, subject: "fine"), context: Self.context())
         #expect(ok.regenerations == 1)
         let seen = try String(contentsOfFile: log, encoding: .utf8)
@@ -57,6 +59,11 @@ struct CommandProcessorTests {
             }
             #expect(error?.kind == kind, "\(subject)")
         }
+        // Killed by a signal: permanent, and the reason names the signal rather than an exit status.
+        let killed = await #expect(throws: ProcessingError.self) {
+            try await processor.process(ChangeEvent(id: "3", changeType: .nodeAdded, subject: "signalled"), context: Self.context())
+        }
+        #expect(killed?.kind == .permanent && killed?.message == "command killed by signal 9", "\(killed?.message ?? "")")
     }
 
     @Test("The command's environment is explicit: the base, what is inherited or set, the event's variables; never regen's REGEN_* secrets")
