@@ -75,7 +75,10 @@ struct TemplateProcessorTests {
             manifest: "artifacts:\n  - { name: page, template: page, output: \"deep/{{subject}}/x.txt\" }", templates: ["page": "[{{{subject}}}]"])
         let processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
         let long = String(repeating: "a", count: 400)
-        let subjects = ["", "\u{0}", ".", "..", "../..", "/", "%00", "%-", "a/../../b", long + "1", long + "2", "x\u{0}y", "ünï", "%2F"]
+        let subjects = [
+            "", "\u{0}", ".", "..", "../..", "/", "%00", "%-", "a/../../b", long + "1", long + "2", "x\u{0}y", "ünï", "%2F",
+            "Node", "node", "NODE", "nOdE", "%4E", "%4e", "ÜNÏ", long.uppercased() + "1",
+        ]
         let completion = try await processor.completeCycle(
             subjects.enumerated().map { event("h\($0.offset)", $0.element, .nodeAdded) }, executionID: "x")
         #expect(completion.rejected.isEmpty && completion.report.regenerations == subjects.count)
@@ -83,6 +86,30 @@ struct TemplateProcessorTests {
         #expect(files.count == subjects.count, "\(files)")
         #expect(files.allSatisfy { $0.hasPrefix("deep/") && $0.hasSuffix("/x.txt") && $0.split(separator: "/").count == 3 }, "\(files)")
         #expect(Set(files.compactMap { workspace.read($0) }) == Set(subjects.map { "[\($0)]" }), "a file holds another subject's page")
+        // A case-insensitive file system (macOS's, Windows') would still give each its own file.
+        #expect(Set(files.map { $0.lowercased() }).count == subjects.count, "names that differ only in case: \(files)")
+    }
+
+    @Test("No two subjects get file names that differ only in case, whatever their letters")
+    func caseInsensitiveFileSystems() async throws {
+        let workspace = try TemplateWorkspace(manifest: Self.perSubject, templates: ["node": "{{{subject}}}"])
+        let processor = try await TemplateProcessor(templatesDirectory: workspace.templates, outputDirectory: workspace.output)
+        // Every way to write a few words in upper and lower case, with escapes and non-ASCII letters among them.
+        var subjects: Set<String> = []
+        for word in ["ab-c", "x%2Fy", "straße", "é.z", "i_d"] {
+            let letters = Array(word)
+            for mask in 0..<(1 << letters.count) {
+                subjects.insert(letters.enumerated().map { mask & (1 << $0.offset) == 0 ? String($0.element) : $0.element.uppercased() }.joined())
+            }
+        }
+        let completion = try await processor.completeCycle(
+            subjects.sorted().enumerated().map { event("c\($0.offset)", $0.element, .nodeAdded) }, executionID: "case")
+        #expect(completion.rejected.isEmpty)
+        let files = workspace.files()
+        #expect(files.count == subjects.count)
+        #expect(Set(files.map { $0.lowercased() }).count == subjects.count, "names that differ only in case")
+        #expect(Set(files.compactMap { workspace.read($0) }) == subjects, "a file holds another subject's page")
+        #expect(workspace.read("nodes/%41b-c.html") == "Ab-c")
     }
 
     @Test("A subject whose changes break a file is rejected with the reason; the rest of the cycle is deployed, its state kept")

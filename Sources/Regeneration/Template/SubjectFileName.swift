@@ -1,18 +1,20 @@
-/// A subject as one safe path component: anything but letters, digits, `-`, `_` and inner
-/// dots is percent-encoded, so `../../etc/x` stays a file name in its folder. A name that
-/// would pass 200 bytes (file systems allow 255) keeps its first 150 bytes and ends in `~`
-/// and a 64-bit FNV-1a hash of the whole subject, so every subject gets a file. The empty
-/// subject is `%-` (a `%` the encoding never writes alone), not `%00`, which is NUL's.
+/// A subject as one safe path component: anything but lower-case ASCII letters, digits, `-`,
+/// `_` and inner dots is percent-encoded, so `../../etc/x` stays a file name in its folder. A
+/// name that would pass 200 bytes (file systems allow 255) keeps its first 150 bytes and ends
+/// in `~` and a 64-bit FNV-1a hash of the whole subject, so every subject gets a file. The
+/// empty subject is `%-` (a `%` the encoding never writes alone), not `%00`, which is NUL's.
 ///
-/// On a case-insensitive file system (macOS's and Windows' defaults), subjects that differ
-/// only in case share one file: keep such outputs on a case-sensitive one.
+/// Capital letters are encoded too (`Node` is `%4Eode`), and escapes are
+/// always written with capital hex digits: two different subjects never get names that
+/// differ only in case, so they keep a file each on a case-insensitive file system
+/// (macOS's and Windows' defaults, and what an output synced elsewhere may land on).
 enum SubjectFileName {
     static let maxBytes = 200
 
     static func make(for subject: String) -> String {
         var name = ""
         for (index, byte) in subject.utf8.enumerated() {
-            let isSafe = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+            let isSafe = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x7A)
                 || byte == 0x2D || byte == 0x5F || (byte == 0x2E && index > 0)
             if isSafe {
                 name.unicodeScalars.append(Unicode.Scalar(byte))
