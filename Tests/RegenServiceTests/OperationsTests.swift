@@ -210,6 +210,63 @@ struct OperationsTests {
         }
     }
 
+    @Test("Secrets given by environment and by file reach no log line, no telemetry or alert record, no dead letter and no command's environment")
+    func secretsStayInside() async throws {
+        let fixture = try await ServiceFixture(partitions: 2)
+        try await fixture.produce(0..<40, malformedRatio: 0.1)
+        let inEnvironment = "env-s3cret-\(UUID().uuidString.prefix(8))"
+        let inFile = "file-s3cret-\(UUID().uuidString.prefix(8))"
+        let unlisted = "unlisted-s3cret-\(UUID().uuidString.prefix(8))"
+        let secretFile = fixture.directory.appendingPathComponent("key-password")
+        try inFile.write(to: secretFile, atomically: true, encoding: .utf8)
+        chmod(secretFile.path, 0o600)
+        // Even offsets append the command's whole environment to a file; odd ones write it to
+        // stderr and fail, so it would reach the dead letter's regen.error and the log.
+        let seen = fixture.directory.appendingPathComponent("environments.txt").path
+        let script = fixture.directory.appendingPathComponent("dump-env.sh").path
+        try """
+            #!/bin/sh
+            cat > /dev/null
+            if [ $((REGEN_EVENT_OFFSET % 2)) -eq 0 ]; then env >> '\(seen)'; echo "--" >> '\(seen)'; exit 0; fi
+            env >&2
+            exit 3
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let run = try fixture.start(
+            config: fixture.writeConfig(
+                orchestrator: ["retry: { maxAttempts: 1 }"],
+                processor: "type: command\n  command: { executable: \(script), inheritEnvironment: [SHARED_CA], stderrTailBytes: 65536 }"),
+            arguments: ["--log-level", "debug", "--set", "kafka.sslKeyPasswordFile=\(secretFile.path)"],
+            environment: ["REGEN_KAFKA__SASL_PASSWORD": inEnvironment, "DATABASE_PASSWORD": unlisted, "SHARED_CA": "/etc/ca.pem"])
+        // 40 records: the malformed ones and the odd offsets are dead-lettered.
+        #expect(try await fixture.waitUntilCommitted(within: .seconds(120)))
+        let letters = try await fixture.readAll("regen.dlq", quiet: .seconds(2))
+        let telemetry = try await fixture.readAll("regen.telemetry", quiet: .seconds(2))
+        let alerts = try await fixture.readAll("regen.alerts", quiet: .seconds(1))
+        run.signal(SIGTERM)
+        #expect(await run.waitForExit(within: .seconds(60)) == 0)
+
+        let environments = (try? String(contentsOfFile: seen, encoding: .utf8)) ?? ""
+        let errors = letters.compactMap { $0.headers.first { $0.key == "regen.error" }?.value.map { String(decoding: $0, as: UTF8.self) } }
+        // The test would prove nothing if the environments were never seen.
+        #expect(environments.contains("REGEN_EVENT_OFFSET=") && environments.contains("SHARED_CA=/etc/ca.pem"))
+        #expect(errors.contains { $0.contains("REGEN_EVENT_OFFSET=") && $0.contains("SHARED_CA=/etc/ca.pem") }, "no dead letter carries a command's stderr")
+        #expect(!telemetry.isEmpty)
+        func bytes(_ message: KafkaMessage) -> String {
+            ([message.key ?? [], message.value ?? []] + message.headers.map { Array($0.key.utf8) + ($0.value ?? []) })
+                .map { String(decoding: $0, as: UTF8.self) }.joined(separator: "\n")
+        }
+        let places: [(String, String)] = [("the log", run.output), ("a command's environment", environments)]
+            + letters.map { ("a dead letter", bytes($0)) } + telemetry.map { ("a telemetry record", bytes($0)) }
+            + alerts.map { ("an alert", bytes($0)) }
+        for (place, text) in places {
+            for secret in [inEnvironment, inFile, unlisted] {
+                let leaked = text.contains(secret)  // (not in the expectation: its failure would print the text, secret and all)
+                #expect(!leaked, "\(secret.prefix { $0 != "-" })'s secret in \(place)")
+            }
+        }
+    }
+
     @Test("A record's valid traceparent reaches the JSON log lines of its attempts (trace_id, span_id) and its dead letter (a child span)")
     func tracedLogs() async throws {
         let fixture = try await ServiceFixture(partitions: 1)

@@ -66,13 +66,14 @@ final class ServiceFixture: Sendable {
     /// Starts `regen run` with the configuration at `config`. Its HTTP endpoints take a free
     /// port (``RegenProcess/httpPort``: tests wait on its metrics, not on its log lines)
     /// unless `arguments` set `service.http.address`.
-    func start(config: String, arguments: [String] = [], name: String = "run") throws -> RegenProcess {
+    /// `environment` is added to the test's own.
+    func start(config: String, arguments: [String] = [], name: String = "run", environment: [String: String] = [:]) throws -> RegenProcess {
         let given = arguments.first { $0.hasPrefix("service.http.address=") }
         let port = try given.flatMap { $0.split(separator: ":").last.flatMap { Int($0) } } ?? freePort()
         let http = given == nil ? ["--set", "service.http.address=127.0.0.1:\(port)"] : []
         return try RegenProcess(
             arguments: ["run", "--config", config, "--log-level", "info"] + http + arguments, httpPort: port,
-            log: directory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(4)).log"))
+            log: directory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(4)).log"), environment: environment)
     }
 
     func produce(_ range: Range<Int>, malformedRatio: Double = 0, keys: Int = 200) async throws {
@@ -203,13 +204,14 @@ final class RegenProcess: Sendable {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("regen")
     }
 
-    init(arguments: [String], httpPort: Int? = nil, log: URL) throws {
+    init(arguments: [String], httpPort: Int? = nil, log: URL, environment: [String: String] = [:]) throws {
         self.httpPort = httpPort
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         let process = Process()
         process.executableURL = Self.executable
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, given in given } }
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
