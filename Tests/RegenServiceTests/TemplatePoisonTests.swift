@@ -13,7 +13,7 @@ struct TemplatePoisonTests {
     static let templates = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("examples/templates").path
 
-    /// Subjects no output format can get wrong once escaped, and subjects export.xml cannot carry at all.
+    /// Subjects no output format can get wrong once escaped, and subjects the XML export cannot carry at all.
     static let hostile = [
         "node-tab\there", "node-\"quoted\"", #"node-back\slash"#, "node-</script><script>alert(1)</script>", "node-{{subject}}",
         "node-\u{202E}rtl", "node-line\nbreak", "node-../../etc/passwd", "node-" + String(repeating: "long", count: 25_000),
@@ -51,25 +51,32 @@ struct TemplatePoisonTests {
         run.signal(SIGTERM)
         #expect(await run.waitForExit() == 0)
 
-        // Exactly the events of the subjects export.xml cannot carry are dead-lettered, with the artifact and the reason.
+        // Exactly the events of the subjects the XML export cannot carry are dead-lettered, with the artifact and the reason.
         var lettered: Set<String> = []
         for letter in letters {
             let header = { (name: String) in letter.header(name)?.value.map { String(decoding: $0, as: UTF8.self) } }
             lettered.insert("\(header("regen.source.partition") ?? "?")/\(header("regen.source.offset") ?? "?")")
             let reason = header("regen.error") ?? ""
-            #expect(reason.contains("artifact 'export' (template 'export', output 'export.xml')") && reason.contains("not well-formed XML"), "\(reason)")
+            #expect(reason.contains("artifact 'export' (template 'export', output 'export/") && reason.contains("not well-formed XML"), "\(reason)")
             #expect(header("regen.invalid") == "false")
         }
         #expect(lettered == poisonPositions, "dead letters: \(lettered.count), poison events: \(poisonPositions.count)")
 
         // Every other subject is deployed: pages, the catalog (valid JSON) and the export (well-formed XML).
         let expected = Set((0..<1000).map { "node-\($0)" } + Self.hostile)
-        let catalogData = try Data(contentsOf: URL(fileURLWithPath: "\(output)/catalog.json"))
-        let catalog = try #require(try JSONSerialization.jsonObject(with: catalogData) as? [String: Any])
-        let subjects = (catalog["nodes"] as? [[String: Any]] ?? []).compactMap { $0["subject"] as? String }
-        #expect(Set(subjects) == expected)
-        let parser = XMLParser(data: try Data(contentsOf: URL(fileURLWithPath: "\(output)/export.xml")))
-        #expect(parser.parse(), "export.xml: \(String(describing: parser.parserError))")
+        var subjects: [String] = []
+        for name in try FileManager.default.contentsOfDirectory(atPath: "\(output)/catalog") {
+            let catalogData = try Data(contentsOf: URL(fileURLWithPath: "\(output)/catalog/\(name)"))
+            let catalog = try #require(try JSONSerialization.jsonObject(with: catalogData) as? [String: Any], "catalog/\(name)")
+            subjects += (catalog["nodes"] as? [[String: Any]] ?? []).compactMap { $0["subject"] as? String }
+        }
+        #expect(subjects.count == expected.count && Set(subjects) == expected)
+        let exportPages = try FileManager.default.contentsOfDirectory(atPath: "\(output)/export")
+        #expect(exportPages.count == (expected.count + 499) / 500)
+        for name in exportPages {
+            let parser = XMLParser(data: try Data(contentsOf: URL(fileURLWithPath: "\(output)/export/\(name)")))
+            #expect(parser.parse(), "export/\(name): \(String(describing: parser.parserError))")
+        }
         #expect(try FileManager.default.contentsOfDirectory(atPath: "\(output)/nodes").count == expected.count)
 
         // Rejections are the events' fault, not the processor's: no completion_failing alert.

@@ -19,40 +19,52 @@ struct ExampleTemplates {
 
     func read(_ relative: String) -> String? { try? String(contentsOfFile: "\(output)/\(relative)", encoding: .utf8) }
 
-    /// catalog.json's nodes: subject → title. Fails the test when it does not parse.
+    /// The files of one paginated artifact's folder (`catalog`, `export`, `directory`), in page order.
+    func pages(_ folder: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(output)/\(folder)")) ?? []
+        return names.sorted { Int($0.prefix { $0.isNumber }) ?? 0 < Int($1.prefix { $0.isNumber }) ?? 0 }.compactMap { read("\(folder)/\($0)") }
+    }
+
+    /// The catalog pages' nodes: subject → title. Fails the test when a page does not parse.
     func catalog() throws -> [String: String] {
-        let data = try #require(read("catalog.json")).data(using: .utf8)!
-        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        let nodes = try #require(object["nodes"] as? [[String: Any]])
-        #expect(object["count"] as? Int == nodes.count)
         var titles: [String: String] = [:]
-        for node in nodes {
-            let properties = node["properties"] as? [String: Any]
-            titles[node["subject"] as? String ?? "?"] = properties?["title"] as? String ?? "?"
+        for page in pages("catalog") {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(page.utf8)) as? [String: Any])
+            let nodes = try #require(object["nodes"] as? [[String: Any]])
+            #expect(object["count"] as? Int == nodes.count)
+            for node in nodes {
+                let properties = node["properties"] as? [String: Any]
+                titles[node["subject"] as? String ?? "?"] = properties?["title"] as? String ?? "?"
+            }
         }
         return titles
     }
 
-    /// export.xml's nodes: subject attribute → title text. Fails the test when it is not well-formed.
+    /// The export pages' nodes: subject attribute → title text. Fails the test when a page is not well-formed.
     func export() throws -> [String: String] {
-        let reader = ExportReader()
-        let parser = XMLParser(data: Data(try #require(read("export.xml")).utf8))
-        parser.delegate = reader
-        #expect(parser.parse(), "export.xml is not well-formed: \(String(describing: parser.parserError))")
-        return reader.titles
+        var titles: [String: String] = [:]
+        for page in pages("export") {
+            let reader = ExportReader()
+            let parser = XMLParser(data: Data(page.utf8))
+            parser.delegate = reader
+            #expect(parser.parse(), "an export page is not well-formed: \(String(describing: parser.parserError))")
+            titles.merge(reader.titles) { first, _ in first }
+        }
+        return titles
     }
 
-    /// The `href`s of index.html, percent-decoded: the files they point at.
-    func indexLinks() throws -> [String] {
-        let html = try #require(read("index.html"))
-        let regex = try NSRegularExpression(pattern: #"href="([^"]*)""#)
-        return regex.matches(in: html, range: NSRange(html.startIndex..., in: html)).compactMap {
-            Range($0.range(at: 1), in: html).flatMap { String(html[$0]).removingPercentEncoding }
+    /// The directory pages' links to node pages, percent-decoded and relative to the output: the files they point at.
+    func directoryLinks() throws -> [String] {
+        let regex = try NSRegularExpression(pattern: #"href="\.\./(nodes/[^"]*)""#)
+        return pages("directory").flatMap { html in
+            regex.matches(in: html, range: NSRange(html.startIndex..., in: html)).compactMap {
+                Range($0.range(at: 1), in: html).flatMap { String(html[$0]).removingPercentEncoding }
+            }
         }
     }
 }
 
-/// Collects `<node subject="…"><title>…</title></node>` from export.xml.
+/// Collects `<node subject="…"><title>…</title></node>` from an export page.
 final class ExportReader: NSObject, XMLParserDelegate {
     var titles: [String: String] = [:]
     private var subject: String?
@@ -122,16 +134,17 @@ struct HostileInputTests {
         let rejectedSubjects = Set(events.filter { completion.rejected[$0.position] != nil }.map(\.event.subject))
         #expect(rejectedSubjects == Set(events.map(\.event.subject)).subtracting(expected.keys))
         for reason in completion.rejected.values {
-            #expect(reason.contains("artifact 'export' (template 'export', output 'export.xml')") && reason.contains("not well-formed XML"), "\(reason)")
+            #expect(reason.contains("artifact 'export' (template 'export', output 'export/") && reason.contains("not well-formed XML"), "\(reason)")
         }
 
-        #expect(try templates.catalog() == expected, "catalog.json does not round-trip every subject and title")
-        #expect(try templates.export() == expected, "export.xml does not round-trip every subject and title")
-        let links = try templates.indexLinks()
+        #expect(try templates.catalog() == expected, "the catalog does not round-trip every subject and title")
+        #expect(try templates.export() == expected, "the export does not round-trip every subject and title")
+        let links = try templates.directoryLinks()
         #expect(links.count == expected.count)
-        for link in links { #expect(FileManager.default.fileExists(atPath: "\(templates.output)/\(link)"), "index.html links to a missing \(link)") }
-        let index = try #require(templates.read("index.html"))
-        #expect(!index.contains("<script") && !index.contains("<b "), "index.html carries markup from an event")
+        for link in links { #expect(FileManager.default.fileExists(atPath: "\(templates.output)/\(link)"), "the directory links to a missing \(link)") }
+        for page in templates.pages("directory") {
+            #expect(!page.contains("<script") && !page.contains("<b "), "the directory carries markup from an event")
+        }
         let pages = try FileManager.default.contentsOfDirectory(atPath: "\(templates.output)/nodes").compactMap { templates.read("nodes/\($0)") }
         #expect(pages.count == expected.count)
         for (subject, title) in expected {
@@ -154,8 +167,8 @@ struct HostileInputTests {
         events.insert(poison[1], at: 700)
         let completion = try await processor.completeCycle(events, executionID: "poison")
         #expect(Set(completion.rejected.keys) == Set(poison.map(\.position)))
-        #expect(completion.rejected.values.allSatisfy { $0.contains("export.xml") && $0.contains("not well-formed XML") })
-        #expect(completion.report.regenerations == 1013)  // 1,000 pages, index, catalog, export, 10 directory pages
+        #expect(completion.rejected.values.allSatisfy { $0.contains("export/") && $0.contains("not well-formed XML") })
+        #expect(completion.report.regenerations == 1015)  // 1,000 pages, index, 10 directory pages, 2 catalog and 2 export pages
         #expect(try templates.catalog().count == 1000)
         #expect(try templates.export().count == 1000)
         #expect(try FileManager.default.contentsOfDirectory(atPath: "\(templates.output)/nodes").count == 1000)
@@ -188,7 +201,7 @@ struct HostileInputTests {
         #expect(completion.rejected.isEmpty)
         let pages = try FileManager.default.contentsOfDirectory(atPath: "\(templates.output)/nodes")
         #expect(pages.count == 2 && pages.allSatisfy { $0.utf8.count <= 255 })
-        #expect(Set(try templates.indexLinks()) == Set(pages.map { "nodes/\($0)" }))
+        #expect(Set(try templates.directoryLinks()) == Set(pages.map { "nodes/\($0)" }))
     }
 
     @Test("Formats: the extension decides unless format: says; an output without a known extension needs format:")

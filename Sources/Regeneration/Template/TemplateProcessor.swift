@@ -312,6 +312,7 @@ public actor TemplateProcessor: EventProcessor {
             fields["node"] = pass.context(of: subject)
         }
         var nodes = { pass.nodes(of: artifact) }
+        var count = { pass.usedNames(of: artifact).count }
         if let page = instance.page, let size = artifact.paginate {
             let all = pass.usedNames(of: artifact)
             let pages = max(1, Self.pageCount(all.count, size))
@@ -323,8 +324,9 @@ public actor TemplateProcessor: EventProcessor {
             if page > 1 { fields["previous_page"] = name(min(page - 1, pages)) }
             if page < pages { fields["next_page"] = name(page + 1) }
             nodes = { onPage.map(pass.context(of:)) }
+            count = { onPage.count }
         }
-        let context = RenderContext(fields: fields, nodes: nodes)
+        let context = RenderContext(fields: fields, nodes: nodes, count: count)
         guard let text = library.render(context, withTemplate: artifact.template) else {
             throw TemplateError.render(artifact: instance.describe(in: graph), reason: "template '\(artifact.template)' not found")
         }
@@ -336,15 +338,17 @@ public actor TemplateProcessor: EventProcessor {
 }
 
 /// A file's top-level context: its fixed fields, and `nodes` and `count` built only when
-/// the template asks for them (a page of one subject does not build the list of all).
+/// the template asks for them (a page of one subject does not build the list of all, and
+/// `count` alone builds no subject's context).
 private struct RenderContext: MustacheParent {
     let fields: [String: Any]
     let nodes: () -> [[String: Any]]
+    let count: () -> Int
 
     func child(named name: String) -> Any? {
         switch name {
         case "nodes": nodes()
-        case "count": nodes().count
+        case "count": count()
         default: fields[name]
         }
     }
