@@ -55,7 +55,7 @@ struct Measure: AsyncParsableCommand {
     @Option(help: "Where the JSON results go.")
     var output = "bench-results.json"
 
-    @Option(help: "Where the scaling chart goes (SVG).")
+    @Option(help: "Where the scaling chart goes (SVG); the renders chart (cycle time by subjects) goes beside it, as bench-renders.svg.")
     var chart = "docs/bench-scaling.svg"
 
     @Option(help: "The templates directory of the template scenario.")

@@ -144,7 +144,8 @@ extension Bench {
 
     /// The template processor alone (in this process, no Kafka), with the example templates
     /// and fsync on: a store of S subjects, then cycles of 500 updates of random subjects;
-    /// the time per cycle and per file rendered, at the smallest S and the largest.
+    /// the time per cycle and per file rendered at each S, drawn as a chart; the ratio is the
+    /// largest S's time per file to the smallest's.
     func renders() async throws -> ScenarioResult {
         var perRender: [Int: Double] = [:]
         var perCycle: [Int: Double] = [:]
@@ -184,6 +185,14 @@ extension Bench {
             say("  \(subjects) subjects: \(String(format: "%.1f", perCycle[subjects]! * 1000)) ms per cycle, \(String(format: "%.0f", perRender[subjects]! * 1e6)) µs per file")
         }
         let small = scale.renderSubjects.min()!, large = scale.renderSubjects.max()!
+        if !chartPath.isEmpty {
+            let path = URL(fileURLWithPath: chartPath).deletingLastPathComponent().appendingPathComponent("bench-renders.svg").path
+            try Report.rendersChart(
+                subjects: scale.renderSubjects, cycleSeconds: scale.renderSubjects.map { perCycle[$0]! },
+                fileSeconds: scale.renderSubjects.map { perRender[$0]! },
+                title: "template processor: time per cycle of 500 updates by subjects in the store (\(revision))"
+            ).write(toFile: path, atomically: true, encoding: .utf8)
+        }
         var figures: [String: Double] = [:]
         for subjects in scale.renderSubjects {
             figures["cycle_s_\(subjects)"] = perCycle[subjects]

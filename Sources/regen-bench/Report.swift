@@ -154,6 +154,46 @@ enum Report {
     }
 }
 
+extension Report {
+    /// Time per cycle (bars, linear scale from 0) by the number of subjects in the store,
+    /// each bar labelled with its cycle time and time per file.
+    static func rendersChart(subjects: [Int], cycleSeconds: [Double], fileSeconds: [Double], title: String) -> String {
+        let (width, height, left, right, top, bottom) = (720.0, 420.0, 80.0, 30.0, 50.0, 60.0)
+        let peak = max(cycleSeconds.max() ?? 1, 1e-3) * 1000
+        let step = pow(10, floor(log10(peak)))
+        let high = ceil(peak * 1.15 / step) * step
+        let slot = (width - left - right) / Double(max(1, subjects.count))
+        func y(_ ms: Double) -> Double { height - bottom - (height - top - bottom) * ms / high }
+        var svg = """
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" font-family="sans-serif" font-size="12">
+            <rect width="100%" height="100%" fill="white"/>
+            <text x="\(Int(width / 2))" y="24" text-anchor="middle" font-size="14">\(title)</text>
+
+            """
+        for tick in stride(from: 0.0, through: high, by: step) {
+            svg += "<line x1=\"\(left)\" x2=\"\(width - right)\" y1=\"\(y(tick))\" y2=\"\(y(tick))\" stroke=\"#ddd\"/>"
+            svg += "<text x=\"\(left - 8)\" y=\"\(y(tick) + 4)\" text-anchor=\"end\">\(format(tick))</text>\n"
+        }
+        for (index, count) in subjects.enumerated() {
+            let ms = cycleSeconds[index] * 1000
+            let x = left + slot * (Double(index) + 0.2)
+            svg += "<rect x=\"\(x)\" y=\"\(y(ms))\" width=\"\(slot * 0.6)\" height=\"\(y(0) - y(ms))\" fill=\"#1f77b4\">"
+            svg += "<title>\(count) subjects: \(format(ms)) ms per cycle</title></rect>\n"
+            svg += "<text x=\"\(x + slot * 0.3)\" y=\"\(y(ms) - 18)\" text-anchor=\"middle\">\(format(ms)) ms</text>\n"
+            svg += "<text x=\"\(x + slot * 0.3)\" y=\"\(y(ms) - 5)\" text-anchor=\"middle\" font-size=\"10\" fill=\"#555\">"
+            svg += "\(format(fileSeconds[index] * 1e6)) µs per file</text>\n"
+            svg += "<text x=\"\(x + slot * 0.3)\" y=\"\(height - bottom + 18)\" text-anchor=\"middle\">\(count)</text>\n"
+        }
+        svg += """
+            <text x="\(Int((left + width - right) / 2))" y="\(Int(height - 18))" text-anchor="middle">subjects in the store (example templates, fsync on)</text>
+            <text transform="translate(18 \(Int(height / 2))) rotate(-90)" text-anchor="middle">ms per cycle of 500 updates</text>
+            </svg>
+
+            """
+        return svg
+    }
+}
+
 /// Prints a line at once, also when standard output is a file (progress of a long run).
 func say(_ text: String) {
     print(text)

@@ -20,7 +20,7 @@ struct Scale: Codable {
     var templateEvents: Int
     var templateSubjects: Int
     var templateLimitSeconds: Double
-    /// Subjects in the render scenario's small and large store, and its measured cycles.
+    /// Subjects in the render scenario's stores (smallest to largest), and its measured cycles.
     var renderSubjects: [Int]
     var renderCycles: Int
 
@@ -29,7 +29,7 @@ struct Scale: Codable {
         overheadNoopEvents: 100_000, overheadCPUEvents: 10_000, decodeSeconds: 1.5, decodeEvents: 10_000,
         scalingLevels: [1, 2, 4, 8, 16, 32, 64, 128, 256], scalingEventsPerLevel: 400, scalingMaxEvents: 10_000,
         latencyRate: 20_000, latencySeconds: 30, latencyPartitions: 64, templateEvents: 100_000, templateSubjects: 1_000,
-        templateLimitSeconds: 120, renderSubjects: [1_000, 20_000], renderCycles: 20)
+        templateLimitSeconds: 120, renderSubjects: [1_000, 5_000, 20_000, 50_000], renderCycles: 20)
 
     static let tiny = Scale(
         drainEvents: 2_000, drainPartitions: 8, drainLimitSeconds: 60, kcatRuns: 1, parallelEvents: 300, parallelKeys: 50,

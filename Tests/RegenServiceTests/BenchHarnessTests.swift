@@ -11,7 +11,7 @@ import FoundationXML
 struct BenchHarnessTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    @Test("regen-bench run --tiny: every scenario, every field, counts that add up, a chart")
+    @Test("regen-bench run --tiny: every scenario, every field, counts that add up, the charts")
     func tinyRun() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regen-bench-test-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -70,5 +70,9 @@ struct BenchHarnessTests {
 
         let parser = XMLParser(data: try Data(contentsOf: chart))
         #expect(parser.parse(), "the chart is not well-formed SVG")
+        // The renders chart, beside the scaling chart: a bar per store size.
+        let renders = try String(contentsOf: directory.appendingPathComponent("bench-renders.svg"), encoding: .utf8)
+        #expect(XMLParser(data: Data(renders.utf8)).parse(), "the renders chart is not well-formed SVG")
+        #expect(renders.contains("50 subjects:") && renders.contains("200 subjects:"))
     }
 }
