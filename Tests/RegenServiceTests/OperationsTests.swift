@@ -353,7 +353,7 @@ struct OperationsTests {
         #expect(ContinuousClock.now - second < .seconds(10))
     }
 
-    @Test("The health loop runs inside the service: its performance_metric carries the real resident memory and the cached lag")
+    @Test("The health loop runs inside the service: its performance_metric carries the real resident memory and the cached lag; the group join state is steady")
     func healthLoop() async throws {
         let fixture = try await ServiceFixture(partitions: 2)
         try await fixture.produce(0..<200)
@@ -361,6 +361,8 @@ struct OperationsTests {
             config: fixture.writeConfig(orchestrator: ["healthCheckIntervalSecs: 1"]),
             arguments: ["--set", "kafka.properties.statistics.interval.ms=500"])
         #expect(try await fixture.waitUntilCommitted(within: .seconds(60)))
+        // The same statistics give the group's join state: a member with its assignment is steady.
+        #expect(await run.waitForMetric("regen_group_join_state", ["state": "steady"]) { $0 == 1 })
         let end = ContinuousClock.now + .seconds(30)
         var metric: TelemetryEvent?
         while metric == nil && ContinuousClock.now < end {

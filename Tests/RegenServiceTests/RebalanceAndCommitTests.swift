@@ -75,17 +75,22 @@ struct RebalanceAndCommitTests {
         // JoinGroup succeeds (the assignor is chosen); every SyncGroup is refused, so no
         // assignment ever arrives. Destroying the cooperative-sticky consumer now would abort.
         try await fixture.cluster.injectErrors(Array(repeating: .rebalanceInProgress, count: 500), for: .syncGroup)
-        let run = try fixture.start(config: fixture.writeConfig())
-        // Up and not ready: no assignment yet. Then time for its JoinGroup to succeed.
+        // Slow answers keep the member in each join state long enough to be seen in its statistics.
+        for broker in 1...3 { try await fixture.cluster.setRoundTripTime(broker: broker, .milliseconds(300)) }
+        let run = try fixture.start(config: fixture.writeConfig(), arguments: ["--set", "kafka.properties.statistics.interval.ms=100"])
+        // Up and not ready: no assignment yet.
         let port = try #require(run.httpPort)
         #expect(try await waitForAnswer(port, "/readyz", within: .seconds(30)) { $0.failedChecks.contains("assignment") } != nil)
-        try await Task.sleep(for: .seconds(3))
+        // Its JoinGroup was answered: librdkafka waits for SyncGroup (or for the leader's metadata before it).
+        let joined = await run.waitForMetric("regen_group_join_state", ["state": "wait-sync"]) { $0 == 1 }
+        #expect(joined, "the member never got past JoinGroup: the scenario did not happen")
         let assigned = await run.metric("regen_rebalances_total", ["kind": "assigned"])
         run.signal(SIGTERM)
         let status = await run.waitForExit()
         #expect(assigned == 0, "an assignment arrived: the scenario did not happen")
         #expect(status == 0, "status \(String(describing: status)): \(run.output.suffix(600))")
         try await fixture.cluster.clearErrors(for: .syncGroup)
+        for broker in 1...3 { try await fixture.cluster.setRoundTripTime(broker: broker, .zero) }
     }
 
     @Test("OffsetCommit failures from the broker are retried: offsets still reach the end, nothing lost")

@@ -15,10 +15,24 @@ public struct KafkaStatistics: Sendable {
         public var consumerLag: Int64?
     }
 
+    /// The consumer group as librdkafka's group handler sees it (`cgrp`).
+    public struct Group: Sendable, Hashable {
+        /// The coordinator state: `up` once a coordinator is known (`init`, `wait-coord`, … before).
+        public var state: String
+        /// Where the member is in joining: `init`, `wait-join` (JoinGroup sent), `wait-metadata`
+        /// and `wait-sync` (JoinGroup answered, SyncGroup under way), `wait-assign-call`,
+        /// `wait-unassign-call`, …, `steady` (assignment in place).
+        public var joinState: String
+        /// Rebalances this member went through.
+        public var rebalances: Int
+    }
+
     /// When the statistics were emitted.
     public var receivedAt: ContinuousClock.Instant
     /// Every partition of every topic the client knows, whether or not it is assigned.
     public var partitions: [TopicPartition: Partition]
+    /// The consumer group; nil for a client without one (a producer).
+    public var group: Group?
 
     /// Parses the JSON librdkafka emits; nil when it is not the expected shape.
     static func parse(_ json: UnsafeBufferPointer<UInt8>, at instant: ContinuousClock.Instant) -> KafkaStatistics? {
@@ -35,12 +49,26 @@ public struct KafkaStatistics: Sendable {
                     consumerLag: known(partition.consumerLag))
             }
         }
-        return KafkaStatistics(receivedAt: instant, partitions: partitions)
+        let group = document.cgrp.map { Group(state: $0.state ?? "", joinState: $0.joinState ?? "", rebalances: $0.rebalances ?? 0) }
+        return KafkaStatistics(receivedAt: instant, partitions: partitions, group: group)
     }
 
     // The subset of librdkafka's STATISTICS.md schema read here.
     private struct Document: Decodable {
         var topics: [String: Topic]?
+        var cgrp: GroupEntry?
+    }
+
+    private struct GroupEntry: Decodable {
+        var state: String?
+        var joinState: String?
+        var rebalances: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case state
+            case joinState = "join_state"
+            case rebalances = "rebalance_cnt"
+        }
     }
 
     private struct Topic: Decodable {

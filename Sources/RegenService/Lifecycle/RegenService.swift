@@ -86,7 +86,8 @@ public final class RegenService: Service {
     public func sampleMetrics() {
         let status = engine.snapshot
         gauges.sample(
-            status: status, orchestrator: orchestrator, lag: ConsumerLag.cached(of: consumer)?.partitions ?? [:])
+            status: status, orchestrator: orchestrator, lag: ConsumerLag.cached(of: consumer)?.partitions ?? [:],
+            joinState: consumer.statistics?.group?.joinState)
     }
 
     /// The liveness probe (`/healthz`): fails when work has waited longer than

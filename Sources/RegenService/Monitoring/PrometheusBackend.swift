@@ -22,6 +22,7 @@ public enum MetricCatalogue {
         "regen_commits_total": "Offset commits, by result: succeeded, failed.",
         "regen_rebalances_total": "Rebalance events this member saw, by kind: assigned, revoked, lost.",
         "regen_assigned_partitions": "Partitions assigned to this member.",
+        "regen_group_join_state": "1 for the consumer group join state librdkafka last reported (wait-join, wait-sync, steady, ...), 0 for those seen before; from its statistics.",
         "regen_consumer_lag": "High watermark minus committed offset, per assigned partition, from librdkafka's statistics (at most kafka statistics.interval.ms old).",
         "regen_buffered_records": "Records fetched and waiting for a cycle.",
         "regen_buffered_bytes": "Bytes of the records fetched and waiting for a cycle (keys, values, headers).",

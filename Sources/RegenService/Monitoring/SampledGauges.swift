@@ -17,6 +17,7 @@ final class SampledGauges: Sendable {
     private let bufferedBytes: Gauge
     private let memory: Gauge
     private let lag = Mutex<[TopicPartition: Gauge]>([:])
+    private let joinStates = Mutex<[String: Gauge]>([:])
 
     init(factory: any MetricsFactory) {
         self.factory = factory
@@ -31,7 +32,10 @@ final class SampledGauges: Sendable {
         memory = gauge("process_resident_memory_bytes")
     }
 
-    func sample(status: ConsumerEngine.Status, orchestrator: RegenerationOrchestrator, lag partitions: [TopicPartition: Int64]) {
+    func sample(
+        status: ConsumerEngine.Status, orchestrator: RegenerationOrchestrator, lag partitions: [TopicPartition: Int64],
+        joinState: String?
+    ) {
         inFlight.record(orchestrator.eventsInFlight)
         concurrency.record(orchestrator.stats().currentConcurrency)
         breaker.record(Self.value(of: orchestrator.breakerState))
@@ -40,6 +44,7 @@ final class SampledGauges: Sendable {
         bufferedRecords.record(status.bufferedRecords)
         bufferedBytes.record(status.bufferedBytes)
         if let resident = ProcessMemory.resident() { memory.record(resident) }
+        record(joinState: joinState)
         lag.withLock { gauges in
             for (partition, gauge) in gauges where partitions[partition] == nil {
                 gauge.destroy()
@@ -52,6 +57,18 @@ final class SampledGauges: Sendable {
                 gauges[partition] = gauge
                 gauge.record(value)
             }
+        }
+    }
+
+    /// `regen_group_join_state{state=…}`: 1 for the state librdkafka last reported, 0 for the
+    /// others seen before (the usual shape of an enumeration in Prometheus).
+    private func record(joinState: String?) {
+        guard let joinState, !joinState.isEmpty else { return }
+        joinStates.withLock { gauges in
+            if gauges[joinState] == nil {
+                gauges[joinState] = Gauge(label: "regen_group_join_state", dimensions: [("state", joinState)], factory: factory)
+            }
+            for (state, gauge) in gauges { gauge.record(state == joinState ? 1 : 0) }
         }
     }
 
