@@ -156,8 +156,8 @@ enum Report {
 
 extension Report {
     /// Time per cycle (bars, linear scale from 0) by the number of subjects in the store,
-    /// each bar labelled with its cycle time and time per file.
-    static func rendersChart(subjects: [Int], cycleSeconds: [Double], fileSeconds: [Double], title: String) -> String {
+    /// each bar labelled with its cycle time, the files a cycle rendered and the time per file.
+    static func rendersChart(subjects: [Int], cycleSeconds: [Double], fileSeconds: [Double], filesPerCycle: [Double], title: String) -> String {
         let (width, height, left, right, top, bottom) = (720.0, 420.0, 80.0, 30.0, 50.0, 60.0)
         let peak = max(cycleSeconds.max() ?? 1, 1e-3) * 1000
         let step = pow(10, floor(log10(peak)))
@@ -181,7 +181,7 @@ extension Report {
             svg += "<title>\(count) subjects: \(format(ms)) ms per cycle</title></rect>\n"
             svg += "<text x=\"\(x + slot * 0.3)\" y=\"\(y(ms) - 18)\" text-anchor=\"middle\">\(format(ms)) ms</text>\n"
             svg += "<text x=\"\(x + slot * 0.3)\" y=\"\(y(ms) - 5)\" text-anchor=\"middle\" font-size=\"10\" fill=\"#555\">"
-            svg += "\(format(fileSeconds[index] * 1e6)) µs per file</text>\n"
+            svg += "\(format(filesPerCycle[index])) files, \(format(fileSeconds[index] * 1e6)) µs each</text>\n"
             svg += "<text x=\"\(x + slot * 0.3)\" y=\"\(height - bottom + 18)\" text-anchor=\"middle\">\(count)</text>\n"
         }
         svg += """

@@ -56,6 +56,12 @@ struct TemplateProcessorTests {
         #expect(completion.report.regenerations == 10 && completion.report.deployments == 1 && completion.rejected.isEmpty)
         #expect(workspace.files().count == 10)
         #expect(workspace.read("nodes/node-3.html") == "<h1>node-3</h1><p>rev 993</p>")
+        // Each file rendered is counted, with its time, under its artifact.
+        let statistics = processor.renderStatistics
+        #expect(Set(statistics.keys) == ["node-page"] && statistics["node-page"]?.renders == 10)
+        #expect((statistics["node-page"]?.total ?? .zero) > .zero)
+        _ = try await processor.completeCycle([event("e-next", "node-1", .nodeUpdated, ["revision": 1])], executionID: "x2")
+        #expect(processor.renderStatistics["node-page"]?.renders == 11)
     }
 
     @Test("A subject like ../../etc/x stays a file inside the output directory")

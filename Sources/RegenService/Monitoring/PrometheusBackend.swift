@@ -23,6 +23,7 @@ public enum MetricCatalogue {
         "regen_rebalances_total": "Rebalance events this member saw, by kind: assigned, revoked, lost.",
         "regen_assigned_partitions": "Partitions assigned to this member.",
         "regen_group_join_state": "1 for the consumer group join state librdkafka last reported (wait-join, wait-sync, steady, ...), 0 for those seen before; from its statistics.",
+        "regen_template_render_duration_seconds": "Time to render and validate one file of the template processor, by artifact (pages of a paginated artifact, searches for a failure's cause included).",
         "regen_consumer_lag": "High watermark minus committed offset, per assigned partition, from librdkafka's statistics (at most kafka statistics.interval.ms old).",
         "regen_buffered_records": "Records fetched and waiting for a cycle.",
         "regen_buffered_bytes": "Bytes of the records fetched and waiting for a cycle (keys, values, headers).",
@@ -34,7 +35,9 @@ public enum MetricCatalogue {
     /// Histogram buckets: cycles run from milliseconds to the tens of seconds the
     /// orchestrator targets; cycles hold up to `orchestrator.cycle.maxEvents` records.
     static let durationBuckets: [String: [Duration]] = [
-        "regen_cycle_duration_seconds": [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120].map { .milliseconds(Int($0 * 1000)) }
+        "regen_cycle_duration_seconds": [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120].map { .milliseconds(Int($0 * 1000)) },
+        "regen_template_render_duration_seconds": [100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000]
+            .map { .microseconds($0) },
     ]
     static let valueBuckets: [String: [Double]] = [
         "regen_cycle_events": [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 50_000]

@@ -1,6 +1,8 @@
 import Foundation
+import Metrics
 import Mustache
 import Orchestration
+import Synchronization
 
 /// Regenerates artifacts from Mustache templates when the subjects they use change,
 /// and deploys them atomically: the seed's RegenerationEngine and DeploymentAutomation.
@@ -29,6 +31,13 @@ public actor TemplateProcessor: EventProcessor {
     /// order and the render contexts built so far, kept across cycles so a cycle builds
     /// the contexts of the subjects it changed, not those of every subject.
     private var rendered = RenderBase()
+    /// How long each artifact's files took to render (and validate), since the start.
+    private nonisolated let renderTimes = RenderTimes()
+
+    /// Per artifact: the files rendered since the start and the time they took, failed
+    /// renders and those of a search for a failure's cause included. Also reported as the
+    /// `regen_template_render_duration_seconds` timer, labelled by artifact.
+    public nonisolated var renderStatistics: [String: RenderStatistics] { renderTimes.all }
 
     /// Loads the manifest and templates of `templatesDirectory`; writes into `outputDirectory`,
     /// fsyncing what it writes before a cycle counts as done unless `durability` is `.none`.
@@ -145,7 +154,9 @@ public actor TemplateProcessor: EventProcessor {
             var failed: [(ArtifactInstance, TemplateError)] = []
             let instances = affected.sorted()
             let outcomes = try await Self.renderAll(instances, lanes: renderLanes) { [self] (instance) throws(TemplateError) in
-                try render(instance, in: pass)
+                let start = ContinuousClock.now
+                defer { renderTimes.add(instance.artifact, ContinuousClock.now - start) }
+                return try render(instance, in: pass)
             }
             for (instance, outcome) in zip(instances, outcomes) {
                 switch outcome {
@@ -488,4 +499,34 @@ struct BlockingQueue: Sendable {
             queue.async { continuation.resume(with: Result(catching: work)) }
         }
     }
+}
+
+/// The files of one artifact rendered so far and the time they took.
+public struct RenderStatistics: Sendable, Hashable {
+    public var renders = 0
+    public var total = Duration.zero
+
+    public init(renders: Int = 0, total: Duration = .zero) {
+        self.renders = renders
+        self.total = total
+    }
+
+    /// The mean time per file; zero before any.
+    public var mean: Duration { renders == 0 ? .zero : total / renders }
+}
+
+/// Render times by artifact, added to from the render lanes.
+private final class RenderTimes: Sendable {
+    private let state = Mutex<[String: (statistics: RenderStatistics, timer: Timer)]>([:])
+
+    func add(_ artifact: String, _ duration: Duration) {
+        let timer = state.withLock { state -> Timer in
+            let entry = state[artifact] ?? (RenderStatistics(), Timer(label: "regen_template_render_duration_seconds", dimensions: [("artifact", artifact)]))
+            state[artifact] = (RenderStatistics(renders: entry.statistics.renders + 1, total: entry.statistics.total + duration), entry.timer)
+            return entry.timer
+        }
+        timer.record(duration: duration)
+    }
+
+    var all: [String: RenderStatistics] { state.withLock { $0.mapValues(\.statistics) } }
 }
