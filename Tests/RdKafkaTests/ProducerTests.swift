@@ -74,7 +74,10 @@ struct ProducerTests {
         try await producer.send(topic: topic, key: nil, value: [0])
         try await test.cluster.takeDown(broker: 1)
         let pending = Task { try await producer.send(topic: topic, key: nil, value: [1]) }
-        try await Task.sleep(for: .milliseconds(300))
+        // Close once the send is queued in librdkafka (it cannot be delivered: the broker is down).
+        let end = ContinuousClock.now + .seconds(30)
+        while producer.outstandingCount == 0 && ContinuousClock.now < end { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(producer.outstandingCount > 0)
         await #expect(throws: KafkaError.self) { try await producer.close(timeout: .milliseconds(500)) }
         await #expect(throws: KafkaError.self) { try await pending.value }
         await #expect(throws: KafkaError.self) { try await producer.send(topic: topic, key: nil, value: [2]) }

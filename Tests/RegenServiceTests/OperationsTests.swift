@@ -189,8 +189,18 @@ struct OperationsTests {
                     "--set", "kafka.saslMechanism=PLAIN", "--set", "kafka.securityProtocol=sasl_plaintext",
                 ],
                 name: "logs-\(format)")
-            // SASL against a broker that does not speak it: connection errors get logged, with their context.
-            try await Task.sleep(for: .seconds(4))
+            // SASL against a broker that does not speak it: connection errors get logged, with
+            // their context. Wait for the first line at warning or error level (read by its level field).
+            func level(_ line: Substring) -> String? {
+                if format == "json" { return (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["level"] as? String }
+                let fields = line.split(separator: " ", maxSplits: 2)
+                return fields.count > 1 ? String(fields[1]) : nil
+            }
+            let end = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < end, !run.output.split(separator: "\n").contains(where: { ["warning", "error"].contains(level($0)) }) {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(run.output.split(separator: "\n").contains { ["warning", "error"].contains(level($0)) }, "no connection error was logged")
             run.signal(SIGTERM)
             #expect(await run.waitForExit(within: .seconds(60)) != nil)
             let output = run.output
