@@ -181,7 +181,7 @@ extension Report {
             svg += "<title>\(count) subjects: \(format(ms)) ms per cycle</title></rect>\n"
             svg += "<text x=\"\(x + slot * 0.3)\" y=\"\(y(ms) - 18)\" text-anchor=\"middle\">\(format(ms)) ms</text>\n"
             svg += "<text x=\"\(x + slot * 0.3)\" y=\"\(y(ms) - 5)\" text-anchor=\"middle\" font-size=\"10\" fill=\"#555\">"
-            svg += "\(format(filesPerCycle[index])) files, \(format(fileSeconds[index] * 1e6)) µs each</text>\n"
+            svg += "\(Int(filesPerCycle[index].rounded())) files, \(format(fileSeconds[index] * 1e6)) µs each</text>\n"
             svg += "<text x=\"\(x + slot * 0.3)\" y=\"\(height - bottom + 18)\" text-anchor=\"middle\">\(count)</text>\n"
         }
         svg += """
