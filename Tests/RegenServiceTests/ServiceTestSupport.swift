@@ -258,7 +258,3 @@ final class RegenProcess: Sendable {
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 }
 
-extension String {
-    /// How many times `text` occurs (without overlaps).
-    func occurrences(of text: String) -> Int { components(separatedBy: text).count - 1 }
-}
