@@ -111,13 +111,15 @@ public struct CommandProcessor: EventProcessor {
         environment["REGEN_EVENT_ATTEMPT"] = String(context.attempt)
         var options = PlatformOptions()
         options.processGroupID = 0  // a group of its own, led by the program (pgid = pid)
-        // What swift-subprocess does when the caller is cancelled: the same as a timeout.
-        let teardown: [TeardownStep] = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: killGrace)]
-        options.teardownSequence = teardown
+        // When the run is cancelled (its timeout, a shutdown, a revocation): SIGTERM to the
+        // group, SIGKILL to the group after the grace (swift-subprocess ends with it).
+        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: killGrace)]
+        // Every name here is a valid variable name (checked in init, or regen's own).
+        let variables = environment.compactMap { name, value in Environment.Key(rawValue: name).map { ($0, value) } }
         let configuration = Configuration(
             executable: .path(FilePath(executable)),
             arguments: Arguments(arguments),
-            environment: .custom(Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(rawValue: $0.key)!, $0.value) })),
+            environment: .custom(Dictionary(uniqueKeysWithValues: variables)),
             platformOptions: options
         )
         let leader = GroupLeader()

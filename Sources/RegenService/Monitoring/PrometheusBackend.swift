@@ -23,7 +23,7 @@ public enum MetricCatalogue {
         "regen_rebalances_total": "Rebalance events this member saw, by kind: assigned, revoked, lost.",
         "regen_assigned_partitions": "Partitions assigned to this member.",
         "regen_group_join_state": "1 for the consumer group join state librdkafka last reported (wait-join, wait-sync, steady, ...), 0 for those seen before; from its statistics.",
-        "regen_template_render_duration_seconds": "Time to render and validate one file of the template processor, by artifact (pages of a paginated artifact, searches for a failure's cause included).",
+        "regen_template_render_duration_seconds": "Time to render and validate one file of the template processor, by artifact (each page of a paginated artifact, failed renders included).",
         "regen_consumer_lag": "High watermark minus committed offset, per assigned partition, from librdkafka's statistics (at most kafka statistics.interval.ms old).",
         "regen_buffered_records": "Records fetched and waiting for a cycle.",
         "regen_buffered_bytes": "Bytes of the records fetched and waiting for a cycle (keys, values, headers).",

@@ -34,9 +34,10 @@ public actor TemplateProcessor: EventProcessor {
     /// How long each artifact's files took to render (and validate), since the start.
     private nonisolated let renderTimes = RenderTimes()
 
-    /// Per artifact: the files rendered since the start and the time they took, failed
-    /// renders and those of a search for a failure's cause included. Also reported as the
-    /// `regen_template_render_duration_seconds` timer, labelled by artifact.
+    /// Per artifact: the files a cycle's render pass rendered since the start and the time
+    /// they took, failed renders included (not the renders again of a search for a
+    /// failure's cause). Also reported as the `regen_template_render_duration_seconds`
+    /// timer, labelled by artifact.
     public nonisolated var renderStatistics: [String: RenderStatistics] { renderTimes.all }
 
     /// Loads the manifest and templates of `templatesDirectory`; writes into `outputDirectory`,
