@@ -144,8 +144,9 @@ extension Bench {
 
     /// The template processor alone (in this process, no Kafka), with the example templates
     /// and fsync on: a store of S subjects, then cycles of 500 updates of random subjects;
-    /// the time per cycle and per file rendered at each S, drawn as a chart; the ratio is the
-    /// largest S's time per file to the smallest's.
+    /// the time per cycle and per file rendered at each S, drawn as a chart, and each
+    /// artifact's time per render; the ratio is the largest S's time per render to the
+    /// smallest's, for the artifact whose renders grew most.
     func renders() async throws -> ScenarioResult {
         var perRender: [Int: Double] = [:]
         var perArtifact: [String: [Int: Double]] = [:]  // artifact → subjects → mean seconds per file

@@ -17,14 +17,10 @@ public struct KafkaStatistics: Sendable {
 
     /// The consumer group as librdkafka's group handler sees it (`cgrp`).
     public struct Group: Sendable, Hashable {
-        /// The coordinator state: `up` once a coordinator is known (`init`, `wait-coord`, … before).
-        public var state: String
         /// Where the member is in joining: `init`, `wait-join` (JoinGroup sent), `wait-metadata`
         /// and `wait-sync` (JoinGroup answered, SyncGroup under way), `wait-assign-call`,
         /// `wait-unassign-call`, …, `steady` (assignment in place).
         public var joinState: String
-        /// Rebalances this member went through.
-        public var rebalances: Int
     }
 
     /// When the statistics were emitted.
@@ -49,7 +45,7 @@ public struct KafkaStatistics: Sendable {
                     consumerLag: known(partition.consumerLag))
             }
         }
-        let group = document.cgrp.map { Group(state: $0.state ?? "", joinState: $0.joinState ?? "", rebalances: $0.rebalances ?? 0) }
+        let group = document.cgrp.map { Group(joinState: $0.joinState ?? "") }
         return KafkaStatistics(receivedAt: instant, partitions: partitions, group: group)
     }
 
@@ -60,14 +56,10 @@ public struct KafkaStatistics: Sendable {
     }
 
     private struct GroupEntry: Decodable {
-        var state: String?
         var joinState: String?
-        var rebalances: Int?
 
         enum CodingKeys: String, CodingKey {
-            case state
             case joinState = "join_state"
-            case rebalances = "rebalance_cnt"
         }
     }
 
