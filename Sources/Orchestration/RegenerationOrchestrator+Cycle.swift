@@ -4,15 +4,25 @@ extension RegenerationOrchestrator {
     /// Executes one cycle: plan (decode, group by key, order by priority), dispatch with
     /// bounded parallelism, collect every outcome, update stats, publish telemetry,
     /// check the target and tune. A cycle never fails because some events failed.
+    ///
+    /// Planning and the per-partition progress run outside the actor, so with several
+    /// cycles in flight one cycle's decoding does not wait for another's bookkeeping.
     /// - Returns: the execution details and, per partition, what may be committed.
     /// - Throws: `OrchestrationError.notRunning` when not running.
-    public func executeCycle(_ cycle: Cycle) async throws -> CycleResult {
-        try cycleStarted()
-        defer { cycleEnded() }
+    public nonisolated func executeCycle(_ cycle: Cycle) async throws -> CycleResult {
         let startedAt = environment.wallClock()
         let start = environment.clock.now
-        let executionID = UUID()
         let plan = CyclePlan(cycle, maxEventBytes: config.maxEventBytes)
+        let (execution, results) = try await execute(plan, startedAt: startedAt, start: start)
+        return CycleResult(execution: execution, partitions: Self.progress(of: plan, results: results))
+    }
+
+    private func execute(
+        _ plan: CyclePlan, startedAt: Date, start: Duration
+    ) async throws -> (ParallelExecution, [RecordResult]) {
+        try cycleStarted()
+        defer { cycleEnded() }
+        let executionID = UUID()
         let concurrency = tuner.concurrency
         logger.debug(
             "cycle started",
@@ -39,7 +49,7 @@ extension RegenerationOrchestrator {
         await checkPerformance(execution)
         // After a completion or dead-letter failure, wait before the caller reads the same records again.
         if let backoff = [completion.backoff, deadLetterBackoff].compactMap({ $0 }).max() { try? await environment.clock.sleep(for: backoff) }
-        return CycleResult(execution: execution, partitions: Self.progress(of: cycle, results: report.results))
+        return (execution, report.results)
     }
 
     /// Lets the processor finish the cycle as a whole. Events it rejects are dead-lettered
@@ -49,12 +59,16 @@ extension RegenerationOrchestrator {
     private func complete(
         _ report: inout CycleDispatcher.Report, plan: CyclePlan, dispatcher: CycleDispatcher, executionID: UUID
     ) async -> (report: ProcessingReport, backoff: Duration?) {
-        let succeeded = report.results.compactMap { result -> CompletedEvent? in
-            guard case .succeeded = result.outcome, let event = result.event else { return nil }
-            return CompletedEvent(event: event, position: result.position)
+        // In cycle order (each partition's records in offset order), by index: no sort.
+        var byIndex = [CompletedEvent?](repeating: nil, count: plan.recordCount)
+        var succeeded = 0
+        for result in report.results {
+            guard case .succeeded = result.outcome, let event = result.event else { continue }
+            byIndex[result.index] = CompletedEvent(event: event, position: result.position)
+            succeeded += 1
         }
-        guard !succeeded.isEmpty else { return (.none, nil) }
-        let inCycleOrder = succeeded.sorted { ($0.position.partition, $0.position.offset) < ($1.position.partition, $1.position.offset) }
+        guard succeeded > 0 else { return (.none, nil) }
+        let inCycleOrder = byIndex.compactMap { $0 }
         let id = executionID.uuidString.lowercased()
         let completion: CycleCompletion
         do {
@@ -69,7 +83,7 @@ extension RegenerationOrchestrator {
             for index in report.results.indices where report.results[index].outcome.isSucceeded {
                 report.results[index].outcome = .notDone(.cycleCompletionFailed, processingFailed: false)
             }
-            var data: [String: JSONValue] = ["execution_id": .string(id), "error": .string("\(error)"), "events": .int(succeeded.count)]
+            var data: [String: JSONValue] = ["execution_id": .string(id), "error": .string("\(error)"), "events": .int(succeeded)]
             await emit(.regenerationFailed, component: "processor", data: data, tags: ["reason": "cycle_completion_failed"])
             data["consecutive_failures"] = .int(completionFailures)
             data["backoff_ms"] = .number(backoff.milliseconds)
@@ -120,12 +134,12 @@ extension RegenerationOrchestrator {
     private func deadLetterRejected(
         _ rejected: [SourcePosition: String], in report: inout CycleDispatcher.Report, plan: CyclePlan, dispatcher: CycleDispatcher
     ) async {
-        var indexByPosition: [SourcePosition: Int] = [:]
-        for (index, result) in report.results.enumerated() { indexByPosition[result.position] = index }
+        var resultOfRecord = [Int?](repeating: nil, count: plan.recordCount)
+        for (index, result) in report.results.enumerated() { resultOfRecord[result.index] = index }
         for run in plan.runs {
             var blocked = false
             for planned in run.records {
-                guard let index = indexByPosition[planned.record.position], report.results[index].outcome.isSucceeded else { continue }
+                guard let index = resultOfRecord[planned.index], report.results[index].outcome.isSucceeded else { continue }
                 if blocked {
                     report.results[index].outcome = .notDone(.blockedByEarlier, processingFailed: false)
                 } else if let reason = rejected[planned.record.position] {
@@ -186,20 +200,49 @@ extension RegenerationOrchestrator {
 
     /// Per partition: the done offsets, the commit offset (end of the done prefix) and
     /// the first offset to read again.
-    static func progress(of cycle: Cycle, results: [RecordResult]) -> [PartitionProgress] {
-        var done: [SourcePosition: Bool] = [:]
-        done.reserveCapacity(results.count)
-        for result in results { done[result.position] = result.outcome.isDone }
-        var offsets: [PartitionKey: [Int64]] = [:]
-        for record in cycle.records { offsets[record.position.partition, default: []].append(record.position.offset) }
-        return offsets.keys.sorted().map { partition in
-            let sorted = offsets[partition]!.sorted()
-            let isDone = { (offset: Int64) in done[SourcePosition(topic: partition.topic, partition: partition.partition, offset: offset)] ?? false }
-            let firstNotDone = sorted.first { !isDone($0) }
-            let prefix = sorted.prefix { firstNotDone == nil || $0 < firstNotDone! }
-            return PartitionProgress(
-                partition: partition, doneOffsets: sorted.filter(isDone), commitOffset: prefix.last.map { $0 + 1 },
-                firstNotDone: firstNotDone)
+    static func progress(of plan: CyclePlan, results: [RecordResult]) -> [PartitionProgress] {
+        var done = [Bool](repeating: false, count: plan.recordCount)
+        for result in results { done[result.index] = result.outcome.isDone }
+        // Each partition's (offset, done), in the order read; a cycle mostly holds a
+        // partition's records side by side, so the lookup is skipped while it stays the same.
+        var partitions: [PartitionKey] = []
+        var records: [[(offset: Int64, done: Bool)]] = []
+        var slotByPartition: [PartitionKey: Int] = [:]
+        var current = -1
+        for (index, position) in plan.positions.enumerated() {
+            if current < 0 || partitions[current] != position.partition {
+                if let slot = slotByPartition[position.partition] {
+                    current = slot
+                } else {
+                    current = partitions.count
+                    slotByPartition[position.partition] = current
+                    partitions.append(position.partition)
+                    records.append([])
+                }
+            }
+            records[current].append((position.offset, done[index]))
         }
+        return partitions.indices.sorted { partitions[$0] < partitions[$1] }.map { slot in
+            var sorted = records[slot]
+            if !sorted.isSorted(by: { $0.offset < $1.offset }) { sorted.sort { $0.offset < $1.offset } }
+            let firstNotDone = sorted.firstIndex { !$0.done }
+            let doneOffsets = sorted.compactMap { $0.done ? $0.offset : nil }
+            let commitOffset: Int64? =
+                switch firstNotDone {
+                case nil: sorted.last.map { $0.offset + 1 }
+                case 0: nil
+                case let index?: sorted[index - 1].offset + 1
+                }
+            return PartitionProgress(
+                partition: partitions[slot], doneOffsets: doneOffsets, commitOffset: commitOffset,
+                firstNotDone: firstNotDone.map { sorted[$0].offset })
+        }
+    }
+}
+
+extension Array {
+    /// Whether the elements are in the order `areInIncreasingOrder` gives.
+    fileprivate func isSorted(by areInIncreasingOrder: (Element, Element) -> Bool) -> Bool {
+        zip(self, dropFirst()).allSatisfy { !areInIncreasingOrder($1, $0) }
     }
 }

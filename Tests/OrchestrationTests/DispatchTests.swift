@@ -121,4 +121,59 @@ struct DispatchTests {
         #expect(stats.eventsProcessed == 10_000 && stats.regenerationsTriggered == 10_000 && stats.deploymentsCompleted == 10_000)
         await harness.orchestrator.stop()
     }
+
+    @Test("A record decoded ahead counts only under the orchestrator's own size limit; a new value is decoded again")
+    func decodedAhead() async throws {
+        let processed = Mutex<[String]>([])
+        var config = Fixtures.config()
+        config.maxEventBytes = 300
+        let harness = try await Harness(
+            config: config,
+            processor: ClosureProcessor { event, _ in
+                processed.withLock { $0.append(event.id) }
+                return .none
+            })
+        var same = Fixtures.record(offset: 0, subject: "a")
+        same.predecode(maxBytes: 300)
+        // Decoded under a larger limit than this orchestrator's, and larger than its own.
+        let padding = String(repeating: "x", count: 400)
+        var large = Fixtures.record(
+            offset: 1, subject: "b",
+            value: Array(#"{"id":"large","change_type":"node_updated","subject":"b","properties":{"pad":"\#(padding)"}}"#.utf8))
+        large.predecode(maxBytes: 1 << 20)
+        var replaced = Fixtures.record(offset: 2, subject: "c")
+        replaced.predecode(maxBytes: 300)
+        replaced.value = Array("not json".utf8)
+        let result = try await harness.orchestrator.executeCycle(Cycle(records: [same, large, replaced]))
+        #expect(processed.withLock { $0 } == ["changes-0-0"])
+        let letters = harness.deadLetters.all.sorted { $0.record.position.offset < $1.record.position.offset }
+        #expect(letters.map(\.record.position.offset) == [1, 2])
+        #expect(letters.first?.reason.contains("exceeds the limit of 300") == true)
+        #expect(letters.last?.invalidInput == true && letters.last?.reason.contains("exceeds") == false)
+        #expect(result.partitions.first?.commitOffset == 3)
+        await harness.orchestrator.stop()
+    }
+
+    @Test("Partitions interleaved in a cycle: each one's done prefix and first record to read again")
+    func interleavedPartitions() async throws {
+        let harness = try await Harness(
+            config: Fixtures.config(maxAttempts: 1),
+            processor: ClosureProcessor { event, _ in
+                if event.subject == "fails" { throw ProcessingError.permanent("refused") }
+                return .none
+            })
+        harness.deadLetters.failing = true
+        let records = [
+            Fixtures.record(partition: 1, offset: 7, subject: "a"), Fixtures.record(partition: 0, offset: 3, subject: "b"),
+            Fixtures.record(partition: 1, offset: 8, subject: "fails"), Fixtures.record(partition: 0, offset: 4, subject: "c"),
+            Fixtures.record(partition: 1, offset: 9, subject: "d"), Fixtures.record(partition: 2, offset: 0, subject: "fails"),
+        ]
+        let result = try await harness.orchestrator.executeCycle(Cycle(records: records))
+        let progress = Dictionary(uniqueKeysWithValues: result.partitions.map { ($0.partition.partition, $0) })
+        #expect(result.partitions.map(\.partition.partition) == [0, 1, 2])
+        #expect(progress[0]?.doneOffsets == [3, 4] && progress[0]?.commitOffset == 5 && progress[0]?.firstNotDone == nil)
+        #expect(progress[1]?.doneOffsets == [7, 9] && progress[1]?.commitOffset == 8 && progress[1]?.firstNotDone == 8)
+        #expect(progress[2]?.doneOffsets == [] && progress[2]?.commitOffset == nil && progress[2]?.firstNotDone == 0)
+        await harness.orchestrator.stop()
+    }
 }

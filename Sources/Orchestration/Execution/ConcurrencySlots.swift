@@ -60,6 +60,22 @@ final class ConcurrencySlots: Sendable {
         return (acquired, true)
     }
 
+    /// The current limit.
+    var limit: Int { state.withLock { $0.limit } }
+
+    /// Keeps a held slot for the holder's next run, unless the limit fell below the slots
+    /// in use or someone waits: then gives it back (as ``release()``) and returns false.
+    func keep() -> Bool {
+        let (kept, next) = state.withLock { s -> (Bool, CheckedContinuation<Bool, Never>?) in
+            if s.inUse <= s.limit && s.waiters.isEmpty { return (true, nil) }
+            if s.inUse <= s.limit { return (false, s.waiters.removeFirst().continuation) }
+            s.inUse -= 1
+            return (false, nil)
+        }
+        next?.resume(returning: true)
+        return kept
+    }
+
     /// Gives a slot back: to the first waiter if the limit allows, otherwise to the pool.
     func release() {
         let next = state.withLock { s -> CheckedContinuation<Bool, Never>? in

@@ -30,36 +30,51 @@ struct CycleDispatcher: Sendable {
         var saturated: Bool
     }
 
+    /// Runs the plan's key runs in order on at most `concurrency` workers, each taking the
+    /// next run not yet taken. A worker holds a slot of the shared limit for a run, and
+    /// keeps it for its next one unless a lower limit or another cycle's worker wants it:
+    /// a task per worker rather than per key run, and no round trip through the loop
+    /// that hands out runs (most runs of a no-op or fast processor take microseconds).
     func dispatch(_ plan: CyclePlan) async -> Report {
         let gauge = InFlightGauge()
+        let shared = WorkerShare()
+        let workers = min(plan.runs.count, max(1, slots.limit))
         var results: [RecordResult] = []
         results.reserveCapacity(plan.recordCount)
-        var saturated = false
         await withTaskGroup(of: [RecordResult].self) { group in
-            var running = 0
-            for run in plan.runs {
-                var acquired = slots.tryAcquire()
-                if !acquired {
-                    saturated = true
-                    // A run of this cycle ending frees a slot most of the time: waiting for
-                    // it costs less than queueing (and collects its results on the way).
-                    if running > 0, let finished = await group.next() {
-                        results += finished
-                        running -= 1
-                        acquired = slots.tryAcquire()
-                    }
-                    // Cancelled while waiting: the run is still reported (as not done), without a slot.
-                    if !acquired { acquired = await slots.acquire().acquired }
-                }
-                running += 1
+            for _ in 0..<workers {
                 group.addTask {
-                    defer { if acquired { slots.release() } }
-                    return await gauge.tracking { await execute(run) }
+                    var results: [RecordResult] = []
+                    var holding = false
+                    var heldThreadSince = ContinuousClock.now
+                    while true {
+                        let index = shared.next.wrappingAdd(1, ordering: .relaxed).oldValue
+                        guard index < plan.runs.count else { break }
+                        if !holding {
+                            holding = slots.tryAcquire()
+                            if !holding {
+                                shared.waited.store(true, ordering: .relaxed)
+                                // Cancelled while waiting: the run is still reported (as not done), without a slot.
+                                holding = await slots.acquire().acquired
+                            }
+                        }
+                        results += await gauge.tracking { await execute(plan.runs[index]) }
+                        if holding && !slots.keep() { holding = false }
+                        // Runs that never suspend (fast or CPU-bound processors) would hold
+                        // a thread of the shared pool for the whole cycle: let others in.
+                        if ContinuousClock.now - heldThreadSince > .milliseconds(1) {
+                            await Task.yield()
+                            heldThreadSince = ContinuousClock.now
+                        }
+                    }
+                    if holding { slots.release() }
+                    return results
                 }
             }
             for await finished in group { results += finished }
         }
-        return Report(results: results, peakParallelism: gauge.peak, saturated: saturated)
+        return Report(
+            results: results, peakParallelism: gauge.peak, saturated: plan.runs.count > workers || shared.waited.load(ordering: .relaxed))
     }
 
     /// One key's records in order. Once one is not done, the rest wait for redelivery
@@ -71,16 +86,17 @@ struct CycleDispatcher: Sendable {
             if let last = results.last, !last.outcome.isDone {
                 results.append(
                     RecordResult(
-                        position: planned.record.position, outcome: .notDone(.blockedByEarlier, processingFailed: false),
-                        attempts: 0, timeouts: 0))
+                        index: planned.index, position: planned.record.position,
+                        outcome: .notDone(.blockedByEarlier, processingFailed: false), attempts: 0, timeouts: 0))
                 continue
             }
-            switch planned {
-            case .valid(let record, let event):
-                results.append(await process(record, event, key: run.key))
-            case .invalid(let record, let problem):
-                let outcome = await deadLetter(record, reason: "invalid event: \(problem)", attempts: 0, invalidInput: true)
-                results.append(RecordResult(position: record.position, outcome: outcome, attempts: 0, timeouts: 0))
+            switch planned.content {
+            case .valid(let event):
+                results.append(await process(planned.record, event, index: planned.index, key: run.key))
+            case .invalid(let problem):
+                let outcome = await deadLetter(planned.record, reason: "invalid event: \(problem)", attempts: 0, invalidInput: true)
+                results.append(
+                    RecordResult(index: planned.index, position: planned.record.position, outcome: outcome, attempts: 0, timeouts: 0))
             }
         }
         return results
@@ -100,7 +116,7 @@ struct CycleDispatcher: Sendable {
     /// Attempts one event until it succeeds, fails for good, or may not go on. Each attempt
     /// of a record with a valid `traceparent` gets a child span: its id and the trace id go
     /// into the attempt's log lines, the processor's context and a dead letter's headers.
-    private func process(_ record: CycleRecord, _ event: ChangeEvent, key: String) async -> RecordResult {
+    private func process(_ record: CycleRecord, _ event: ChangeEvent, index: Int, key: String) async -> RecordResult {
         var attempt = 0
         var timeouts = 0
         let trace = trace(of: record)
@@ -108,7 +124,8 @@ struct CycleDispatcher: Sendable {
         if let trace { logger[metadataKey: "trace_id"] = "\(trace.traceID)" }
         func result(_ outcome: RecordOutcome) -> RecordResult {
             RecordResult(
-                position: record.position, outcome: outcome, attempts: attempt, timeouts: timeouts, event: event, trace: trace)
+                index: index, position: record.position, outcome: outcome, attempts: attempt, timeouts: timeouts, event: event,
+                trace: trace)
         }
         var span: TraceContext?
         while true {
@@ -207,6 +224,12 @@ final class DeadLetterErrors: Sendable {
             if state.unusable == nil, let unusable = error as? SinkUnusable { state.unusable = unusable.reason }
         }
     }
+}
+
+/// What a cycle's workers share: the next run to take, and whether one waited for a slot.
+private final class WorkerShare: Sendable {
+    let next = Atomic(0)
+    let waited = Atomic(false)
 }
 
 /// Counts key runs in flight and remembers the peak.

@@ -1,14 +1,15 @@
 /// A record of a cycle after decoding: a change event to process, or invalid input
 /// headed for the dead-letter sink.
-enum PlannedRecord: Sendable {
-    case valid(CycleRecord, ChangeEvent)
-    case invalid(CycleRecord, InvalidChangeEvent)
-
-    var record: CycleRecord {
-        switch self {
-        case .valid(let record, _), .invalid(let record, _): record
-        }
+struct PlannedRecord: Sendable {
+    enum Content: Sendable {
+        case valid(ChangeEvent)
+        case invalid(InvalidChangeEvent)
     }
+
+    /// Where the record is in its cycle.
+    let index: Int
+    let record: CycleRecord
+    let content: Content
 }
 
 /// The records of one key, in the order they were read: they run one after another.
@@ -24,13 +25,18 @@ struct KeyRun: Sendable {
 /// A cycle decoded and split into key runs, highest priority first, then first offset.
 struct CyclePlan: Sendable {
     let runs: [KeyRun]
-    let recordCount: Int
+    /// The cycle's records' positions, in cycle order.
+    let positions: [SourcePosition]
+    var recordCount: Int { positions.count }
 
     init(_ cycle: Cycle, maxEventBytes: Int) {
         var runs: [KeyRun] = []
         var indexByKey: [String: Int] = [:]
+        var positions: [SourcePosition] = []
+        positions.reserveCapacity(cycle.records.count)
         for (index, record) in cycle.records.enumerated() {
-            let planned = Self.decode(record, maxEventBytes: maxEventBytes)
+            let planned = PlannedRecord(index: index, record: record, content: Self.decode(record, maxEventBytes: maxEventBytes))
+            positions.append(record.position)
             let key = Self.orderingKey(planned)
             if let existing = indexByKey[key] {
                 runs[existing].records.append(planned)
@@ -40,15 +46,22 @@ struct CyclePlan: Sendable {
                 runs.append(KeyRun(key: key, records: [planned], priority: record.priority, firstIndex: index))
             }
         }
-        self.runs = runs.sorted { ($0.priority, -$0.firstIndex) > ($1.priority, -$1.firstIndex) }
-        recordCount = cycle.records.count
+        runs.sort { ($0.priority, -$0.firstIndex) > ($1.priority, -$1.firstIndex) }
+        self.runs = runs
+        self.positions = positions
     }
 
-    private static func decode(_ record: CycleRecord, maxEventBytes: Int) -> PlannedRecord {
-        do {
-            return .valid(record, try ChangeEvent.decode(record.value, maxBytes: maxEventBytes))
-        } catch {
-            return .invalid(record, error)
+    /// The record's event, decoded ahead when it was under the same limit.
+    private static func decode(_ record: CycleRecord, maxEventBytes: Int) -> PlannedRecord.Content {
+        let result: Result<ChangeEvent, InvalidChangeEvent>
+        if let decoded = record.decoded, decoded.maxBytes == maxEventBytes {
+            result = decoded.result
+        } else {
+            result = Result { () throws(InvalidChangeEvent) in try ChangeEvent.decode(record.value, maxBytes: maxEventBytes) }
+        }
+        switch result {
+        case .success(let event): return .valid(event)
+        case .failure(let problem): return .invalid(problem)
         }
     }
 
@@ -56,9 +69,9 @@ struct CyclePlan: Sendable {
     /// (such a record orders with nothing).
     private static func orderingKey(_ planned: PlannedRecord) -> String {
         if let key = planned.record.key { return String(decoding: key, as: UTF8.self) }
-        switch planned {
-        case .valid(_, let event): return event.subject
-        case .invalid(let record, _): return "\u{0}\(record.position)"
+        switch planned.content {
+        case .valid(let event): return event.subject
+        case .invalid: return "\u{0}\(planned.record.position)"
         }
     }
 }

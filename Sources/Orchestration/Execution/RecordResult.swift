@@ -28,6 +28,8 @@ enum RecordOutcome: Sendable {
 
 /// One record's outcome and what it cost.
 struct RecordResult: Sendable {
+    /// Where the record is in its cycle.
+    let index: Int
     let position: SourcePosition
     var outcome: RecordOutcome
     let attempts: Int

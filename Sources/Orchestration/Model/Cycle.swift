@@ -33,19 +33,22 @@ public struct SourcePosition: Hashable, Sendable, Codable, CustomStringConvertib
     public var description: String { "\(partition)@\(offset)" }
 }
 
-/// One input record of a cycle, undecoded: decoding is part of the cycle, so bad input
-/// becomes a dead letter with its reason instead of an error for the caller.
+/// One input record of a cycle, as read: decoding is part of the cycle (or done ahead by
+/// ``predecode(maxBytes:)``), so bad input becomes a dead letter with its reason instead
+/// of an error for the caller.
 public struct CycleRecord: Sendable, Hashable {
     /// Where it came from.
     public var position: SourcePosition
     /// The record key (the event subject, by convention).
     public var key: [UInt8]?
-    /// The record value (the change event JSON).
-    public var value: [UInt8]?
+    /// The record value (the change event JSON). Setting it forgets a ``predecode(maxBytes:)``.
+    public var value: [UInt8]? { didSet { decoded = nil } }
     /// The record headers, in order; a nil value is Kafka's null.
     public var headers: [(key: String, value: [UInt8]?)]
     /// Dispatch priority: higher first (from the `priority` header; 0 when absent).
     public var priority: Int
+    /// The value decoded ahead of its cycle, with the size limit it was decoded under.
+    private(set) var decoded: (maxBytes: Int, result: Result<ChangeEvent, InvalidChangeEvent>)?
 
     /// Creates a record; `priority` defaults to the `priority` header's integer value, or 0.
     public init(
@@ -57,6 +60,18 @@ public struct CycleRecord: Sendable, Hashable {
         self.value = value
         self.headers = headers
         self.priority = priority ?? Self.priority(from: headers)
+    }
+
+    /// Decodes the value now, so the cycle that gets this record need not: a consumer
+    /// calls it as records arrive, while the previous cycle runs. A cycle uses the result
+    /// when `maxBytes` is its orchestrator's `maxEventBytes`, and decodes again otherwise;
+    /// an invalid value still becomes a dead letter in the cycle.
+    public mutating func predecode(maxBytes: Int) {
+        do {
+            decoded = (maxBytes, .success(try ChangeEvent.decode(value, maxBytes: maxBytes)))
+        } catch {
+            decoded = (maxBytes, .failure(error))
+        }
     }
 
     /// The `priority` header as an integer, or 0.

@@ -12,7 +12,7 @@ import Synchronization
 /// Blocking librdkafka calls stay on the consumer's own threads; the control task performs
 /// commits, seeks, pauses and resumes strictly in the order the machine asked for them.
 final class ConsumerEngine: Sendable {
-    typealias Machine = EngineMachine<KafkaMessage>
+    typealias Machine = EngineMachine<CycleRecord>
 
     /// What the engine is doing, for the progress line, the summary, the probes and the
     /// metrics; updated after every event the loop applies.
@@ -212,10 +212,10 @@ final class ConsumerEngine: Sendable {
         }
     }
 
-    private func startCycle(_ id: Machine.CycleID, _ messages: [KafkaMessage]) -> Task<Void, Never> {
+    private func startCycle(_ id: Machine.CycleID, _ records: [CycleRecord]) -> Task<Void, Never> {
         Task { [orchestrator, post, logger] in
             do {
-                let result = try await orchestrator.executeCycle(Cycle(records: messages.map(CycleRecord.init)))
+                let result = try await orchestrator.executeCycle(Cycle(records: records))
                 var done: [TopicPartition: [Int64]] = [:]
                 for progress in result.partitions { done[TopicPartition(progress.partition)] = progress.doneOffsets }
                 post.yield(.cycleFinished(id, done: done))
@@ -246,7 +246,9 @@ final class ConsumerEngine: Sendable {
                 let messages = try await consumer.pollQueued(maxMessages: max(limit, 1), timeout: .milliseconds(100))
                 guard !messages.isEmpty else { continue }
                 mode.withLock { $0.inTransit += messages.count }
-                post.yield(.fetched(messages.map(Self.record), poll: poll))
+                // Decoded here, while the cycles in flight run, rather than when their cycle starts.
+                let maxBytes = orchestrator.config.maxEventBytes
+                post.yield(.fetched(messages.map { Self.record($0, maxEventBytes: maxBytes) }, poll: poll))
             } catch {
                 if mode.withLock({ $0.mode }) == .stop { return }
                 post.yield(.pollFailed(error))
@@ -255,11 +257,13 @@ final class ConsumerEngine: Sendable {
         }
     }
 
-    private static func record(_ message: KafkaMessage) -> FetchedRecord<KafkaMessage> {
+    private static func record(_ message: KafkaMessage, maxEventBytes: Int) -> FetchedRecord<CycleRecord> {
         let size = (message.value?.count ?? 0) + (message.key?.count ?? 0)
             + message.headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.count ?? 0) }
+        var record = CycleRecord(message)
+        record.predecode(maxBytes: maxEventBytes)
         return FetchedRecord(
-            partition: message.topicPartition, offset: message.offset, key: message.key, size: size + 64, payload: message)
+            partition: message.topicPartition, offset: message.offset, key: message.key, size: size + 64, payload: record)
     }
 
     /// Performs commits, seeks, pauses and resumes one after another, in the machine's order.
