@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Orchestration
+import RdKafka
 import RegenService
 import Regeneration
 
@@ -15,6 +16,7 @@ struct Regen: AsyncParsableCommand {
     )
 
     static func main() async {
+        Librdkafka.limitMallocArenas()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
