@@ -196,7 +196,8 @@ public struct ServiceSettings: Sendable, Codable, Hashable {
     /// ``commitBacklogCycles``) × `maxEvents`.
     public func duplicatesBound(maxEvents: Int) -> Int { (cyclesInFlight + Self.commitBacklogCycles) * maxEvents }
     /// Records fetched but not yet in a cycle, at most this many bytes (keys, values,
-    /// headers); fetching stops above it. Records are also capped at 4 cycles' worth.
+    /// headers, and each value once more for the event decoded from it); fetching stops
+    /// above it. Records are also capped at 4 cycles' worth.
     public var bufferMaxBytes = 32 * 1024 * 1024
     /// The HTTP endpoints: probes, metrics, stats.
     public var http = HTTPSettings()

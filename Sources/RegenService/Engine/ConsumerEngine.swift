@@ -258,7 +258,8 @@ final class ConsumerEngine: Sendable {
     }
 
     private static func record(_ message: KafkaMessage, maxEventBytes: Int) -> FetchedRecord<CycleRecord> {
-        let size = (message.value?.count ?? 0) + (message.key?.count ?? 0)
+        // The value counts twice: its bytes, and the event decoded from them.
+        let size = 2 * (message.value?.count ?? 0) + (message.key?.count ?? 0)
             + message.headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.count ?? 0) }
         var record = CycleRecord(message)
         record.predecode(maxBytes: maxEventBytes)
