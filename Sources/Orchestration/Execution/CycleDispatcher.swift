@@ -47,9 +47,9 @@ struct CycleDispatcher: Sendable {
                     var results: [RecordResult] = []
                     var holding = false
                     var heldThreadSince = ContinuousClock.now
-                    while true {
-                        let index = shared.next.wrappingAdd(1, ordering: .relaxed).oldValue
-                        guard index < plan.runs.count else { break }
+                    // A slot first, then the next run: a worker waiting for a slot holds no
+                    // run back from the workers of this cycle that have one.
+                    while shared.next.load(ordering: .relaxed) < plan.runs.count {
                         if !holding {
                             holding = slots.tryAcquire()
                             if !holding {
@@ -58,6 +58,8 @@ struct CycleDispatcher: Sendable {
                                 holding = await slots.acquire().acquired
                             }
                         }
+                        let index = shared.next.wrappingAdd(1, ordering: .relaxed).oldValue
+                        guard index < plan.runs.count else { break }
                         results += await gauge.tracking { await execute(plan.runs[index]) }
                         if holding && !slots.keep() { holding = false }
                         // Runs that never suspend (fast or CPU-bound processors) would hold
