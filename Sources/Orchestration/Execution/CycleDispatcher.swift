@@ -93,9 +93,9 @@ struct CycleDispatcher: Sendable {
                 continue
             }
             switch planned.content {
-            case .valid(let event):
+            case .success(let event):
                 results.append(await process(planned.record, event, index: planned.index, key: run.key))
-            case .invalid(let problem):
+            case .failure(let problem):
                 let outcome = await deadLetter(planned.record, reason: "invalid event: \(problem)", attempts: 0, invalidInput: true)
                 results.append(
                     RecordResult(index: planned.index, position: planned.record.position, outcome: outcome, attempts: 0, timeouts: 0))

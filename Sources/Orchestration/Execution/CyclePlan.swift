@@ -1,15 +1,11 @@
 /// A record of a cycle after decoding: a change event to process, or invalid input
 /// headed for the dead-letter sink.
 struct PlannedRecord: Sendable {
-    enum Content: Sendable {
-        case valid(ChangeEvent)
-        case invalid(InvalidChangeEvent)
-    }
-
     /// Where the record is in its cycle.
     let index: Int
     let record: CycleRecord
-    let content: Content
+    /// The event, or why the record is not one.
+    let content: Result<ChangeEvent, InvalidChangeEvent>
 }
 
 /// The records of one key, in the order they were read: they run one after another.
@@ -52,17 +48,9 @@ struct CyclePlan: Sendable {
     }
 
     /// The record's event, decoded ahead when it was under the same limit.
-    private static func decode(_ record: CycleRecord, maxEventBytes: Int) -> PlannedRecord.Content {
-        let result: Result<ChangeEvent, InvalidChangeEvent>
-        if let decoded = record.decoded, decoded.maxBytes == maxEventBytes {
-            result = decoded.result
-        } else {
-            result = Result { () throws(InvalidChangeEvent) in try ChangeEvent.decode(record.value, maxBytes: maxEventBytes) }
-        }
-        switch result {
-        case .success(let event): return .valid(event)
-        case .failure(let problem): return .invalid(problem)
-        }
+    private static func decode(_ record: CycleRecord, maxEventBytes: Int) -> Result<ChangeEvent, InvalidChangeEvent> {
+        if let decoded = record.decoded, decoded.maxBytes == maxEventBytes { return decoded.result }
+        return CycleRecord.decode(record.value, maxBytes: maxEventBytes)
     }
 
     /// The record key; without one, the subject; for keyless invalid input, the position
@@ -70,8 +58,8 @@ struct CyclePlan: Sendable {
     private static func orderingKey(_ planned: PlannedRecord) -> String {
         if let key = planned.record.key { return String(decoding: key, as: UTF8.self) }
         switch planned.content {
-        case .valid(let event): return event.subject
-        case .invalid: return "\u{0}\(planned.record.position)"
+        case .success(let event): return event.subject
+        case .failure: return "\u{0}\(planned.record.position)"
         }
     }
 }

@@ -67,11 +67,12 @@ public struct CycleRecord: Sendable, Hashable {
     /// when `maxBytes` is its orchestrator's `maxEventBytes`, and decodes again otherwise;
     /// an invalid value still becomes a dead letter in the cycle.
     public mutating func predecode(maxBytes: Int) {
-        do {
-            decoded = (maxBytes, .success(try ChangeEvent.decode(value, maxBytes: maxBytes)))
-        } catch {
-            decoded = (maxBytes, .failure(error))
-        }
+        decoded = (maxBytes, Self.decode(value, maxBytes: maxBytes))
+    }
+
+    /// A value decoded, or why it is not a change event.
+    static func decode(_ value: [UInt8]?, maxBytes: Int) -> Result<ChangeEvent, InvalidChangeEvent> {
+        Result { () throws(InvalidChangeEvent) in try ChangeEvent.decode(value, maxBytes: maxBytes) }
     }
 
     /// The `priority` header as an integer, or 0.
