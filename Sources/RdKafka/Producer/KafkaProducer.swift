@@ -14,6 +14,7 @@ public final class KafkaProducer: Sendable {
     private let controlThread = KafkaThread(name: "kafka-flush")
     private let phase = Mutex(Phase.open)
     private let serving = ServingFlag()
+    private let awaiting = AwaitingCount()
 
     /// Creates a producer.
     /// - Throws: `KafkaError.configuration` naming a rejected property.
@@ -47,8 +48,10 @@ public final class KafkaProducer: Sendable {
     /// a refused producer id): the producer is then unusable.
     public var fatalError: KafkaError? { context.fatalError }
 
-    /// Records waiting for delivery.
-    public var outstandingCount: Int { Int(rd_kafka_outq_len(handle.pointer)) }
+    /// Records handed to librdkafka whose delivery report has not come yet (neither
+    /// acknowledged nor failed). Counted by the producer itself: librdkafka's own queue
+    /// length also counts its pending events (a broker-down error, a log line).
+    public var outstandingCount: Int { awaiting.value }
 
     /// Sends one record and waits for the broker's acknowledgement. Waits (without
     /// blocking a thread) while librdkafka's local queue is full.
@@ -63,11 +66,16 @@ public final class KafkaProducer: Sendable {
             if let fatal = context.fatalError { throw fatal }
             do {
                 return try await withCheckedThrowingContinuation { continuation in
-                    let box = Unmanaged.passRetained(DeliveryPromise(continuation))
+                    let box = Unmanaged.passRetained(DeliveryPromise(continuation, awaiting: awaiting))
                     // Under the phase lock, so close() cannot destroy the handle mid-enqueue:
                     // it marks the producer closed under the same lock before tearing down.
-                    let error = phase.withLock { phase in
-                        phase == .open ? enqueue(topic, key, value, headers, partition, opaque: box.toOpaque()) : .closed("producer")
+                    let error = phase.withLock { phase -> KafkaError? in
+                        guard phase == .open else { return KafkaError.closed("producer") }
+                        // Counted before librdkafka can report it, so the count never dips below zero.
+                        awaiting.add(1)
+                        let error = enqueue(topic, key, value, headers, partition, opaque: box.toOpaque())
+                        if error != nil { awaiting.add(-1) }
+                        return error
                     }
                     if let error {
                         box.release()
@@ -177,11 +185,22 @@ private final class ServingFlag: Sendable {
     func turnOff() { value.store(false, ordering: .releasing) }
 }
 
+/// How many records wait for their delivery report.
+private final class AwaitingCount: Sendable {
+    private let count = Atomic<Int>(0)
+    var value: Int { count.load(ordering: .relaxed) }
+    func add(_ delta: Int) { count.add(delta, ordering: .relaxed) }
+}
+
 /// The continuation of one send, passed to librdkafka as the message opaque and
 /// resumed exactly once by the delivery callback.
 private final class DeliveryPromise {
     let continuation: CheckedContinuation<DeliveryReport, any Error>
-    init(_ continuation: CheckedContinuation<DeliveryReport, any Error>) { self.continuation = continuation }
+    let awaiting: AwaitingCount
+    init(_ continuation: CheckedContinuation<DeliveryReport, any Error>, awaiting: AwaitingCount) {
+        self.continuation = continuation
+        self.awaiting = awaiting
+    }
 }
 
 /// Kafka tells a null key or value (no pointer) from an empty one (a pointer, length 0),
@@ -198,6 +217,7 @@ private let deliveryCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_k
     guard let message, let opaque = message.pointee._private else { return }
     // Balanced with passRetained in send(): each record's promise is released here, once.
     let promise = Unmanaged<DeliveryPromise>.fromOpaque(opaque).takeRetainedValue()
+    promise.awaiting.add(-1)
     let m = message.pointee
     if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
         let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
