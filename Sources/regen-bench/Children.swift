@@ -97,6 +97,13 @@ final class RegenRun {
         throw BenchError("regen run got no assignment within \(limit); its log: \(log.path)")
     }
 
+    /// The log's lines above info (warnings, errors), the last `count` of them.
+    func problems(last count: Int = 20) -> [String] {
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        let lines = text.split(separator: "\n").filter { [" warning ", " error ", " critical "].contains(where: $0.contains) }
+        return lines.suffix(count).map(String.init)
+    }
+
     /// Peak and current resident memory in bytes (VmHWM, VmRSS of /proc/PID/status).
     func memory() -> (peak: Int, current: Int) {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
@@ -148,6 +155,18 @@ final class CommitWatcher {
             try await Task.sleep(for: interval)
         }
         return false
+    }
+
+    /// Each partition's committed offset against its end, for a run that did not complete:
+    /// `topic[p] committed/end` for the partitions behind.
+    func behind() async -> String {
+        guard let committed = try? await probe.committed(partitions) else { return "committed offsets unreadable" }
+        var lines: [String] = []
+        for position in committed {
+            guard let end = try? await probe.watermarks(of: position.topicPartition).high else { continue }
+            if position.offset < end { lines.append("\(position.topicPartition) committed \(position.offset) of \(end)") }
+        }
+        return lines.isEmpty ? "no partition behind" : lines.joined(separator: "; ")
     }
 
     /// The first time at least `count` events were committed.

@@ -104,6 +104,11 @@ extension Bench {
             throw error
         }
         let memory = run.memory()
+        if !completed {
+            // What a failed run needs to be understood: which partitions stayed behind, and what regen complained of.
+            say("   not complete after \(limit) s: \(await watcher.behind()); log \(run.log.path)")
+            for line in run.problems() { say("     \(line)") }
+        }
         let status = await run.stop()
         await watcher.close()
         let last = watcher.samples.last ?? (ContinuousClock.now, 0)

@@ -51,7 +51,7 @@ struct BenchHarnessTests {
             let ratio = scenario["ratio"] as? Double ?? .nan
             #expect(figure.isFinite && figure > 0 && baseline.isFinite && baseline > 0, "\(name): \(figure) against \(baseline)")
             #expect(abs(ratio - figure / baseline) <= 1e-6 * max(1, abs(ratio)), "\(name): ratio \(ratio) is not \(figure) / \(baseline)")
-            #expect(scenario["completed"] as? Bool == true, "\(name) hit its time limit")
+            #expect(scenario["completed"] as? Bool == true, "\(name) hit its time limit; the harness said: \(output.suffix(4000))")
         }
         func counts(_ name: String) -> [String: Int] { byName[name]?["counts"] as? [String: Int] ?? [:] }
         for name in ["drain", "parallel_io", "template"] {
