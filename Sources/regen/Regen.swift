@@ -16,7 +16,7 @@ struct Regen: AsyncParsableCommand {
     )
 
     static func main() async {
-        Librdkafka.limitMallocArenas()
+        Librdkafka.tuneMalloc()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
