@@ -146,13 +146,20 @@ struct BrokerOutageTests {
             try await fixture.cluster.setLeader(TopicPartition(topic: fixture.input, partition: partition), broker: 1)
         }
         try await fixture.produce(0..<10_000)
+        // A small prefetch, so the outage finds records still to fetch (80,000 would hold the whole topic).
         let run = try fixture.start(
-            config: fixture.writeConfig(orchestrator: ["cycle: { maxEvents: 500, maxWaitMs: 300 }"], simulate: "work: sleep, sleepMs: 2"))
+            config: fixture.writeConfig(orchestrator: ["cycle: { maxEvents: 500, maxWaitMs: 300 }"], simulate: "work: sleep, sleepMs: 2"),
+            arguments: ["--set", "kafka.properties.queued.min.messages=500"])
         #expect(await run.waitForCycle())
         try await fixture.cluster.takeDown(broker: 1)
-        let outage = ChaosScale.isFull ? Duration.seconds(10) : .seconds(5)
-        try await Task.sleep(for: outage)
+        // The outage lasts until processing has visibly stopped (what was fetched is done)
+        // and then a while longer; the mock broker does not move leadership.
+        let quiet = ChaosScale.isFull ? Duration.seconds(8) : .seconds(3)
+        let stalled = try await fixture.waitUntilLedgerStalls(for: quiet, within: .seconds(60))
+        let doneInOutage = Set(fixture.ledger()).count
         try await fixture.cluster.bringUp(broker: 1)
+        #expect(stalled, "processing never stopped while the leaders' broker was down: the scenario did not happen")
+        #expect(doneInOutage < 10_000, "everything was processed before the outage bit: the scenario did not happen")
         #expect(try await fixture.waitUntilCommitted(within: .seconds(180)))
         let revocations = Int(await run.metric("regen_rebalances_total", ["kind": "lost"]) ?? 0)
         run.signal(SIGTERM)

@@ -103,8 +103,10 @@ struct RebalanceAndCommitTests {
             for: .offsetCommit)
         let run = try fixture.start(config: config)
         #expect(try await fixture.waitUntilCommitted())
+        let failed = await run.metric("regen_commits_total", ["result": "failed"]) ?? 0
         run.signal(SIGTERM)
         #expect(await run.waitForExit() == 0)
+        #expect(failed >= 1, "no commit failed: the injected errors were not met")
         #expect(Set(fixture.ledger()) == fixture.goodIDs(0..<3000))
     }
 }

@@ -152,6 +152,21 @@ final class ServiceFixture: Sendable {
         return false
     }
 
+    /// Waits until the ledger has not grown for `quiet` (processing stopped); false if it
+    /// kept growing for all of `limit`.
+    func waitUntilLedgerStalls(for quiet: Duration, within limit: Duration) async throws -> Bool {
+        let end = ContinuousClock.now + limit
+        var count = ledger().count
+        var since = ContinuousClock.now
+        while ContinuousClock.now < end {
+            try await Task.sleep(for: .milliseconds(100))
+            let now = ledger().count
+            if now != count { (count, since) = (now, .now) }
+            if ContinuousClock.now - since >= quiet { return true }
+        }
+        return false
+    }
+
     func waitUntilCommitted(within limit: Duration = .seconds(120)) async throws -> Bool {
         let end = ContinuousClock.now + limit
         while ContinuousClock.now < end {
