@@ -47,8 +47,10 @@ public struct CycleRecord: Sendable, Hashable {
     public var headers: [(key: String, value: [UInt8]?)]
     /// Dispatch priority: higher first (from the `priority` header; 0 when absent).
     public var priority: Int
-    /// The value decoded ahead of its cycle, with the size limit it was decoded under.
-    private(set) var decoded: (maxBytes: Int, result: Result<ChangeEvent, InvalidChangeEvent>)?
+    /// The value decoded ahead of its cycle, with the size limit it was decoded under. Boxed:
+    /// a record is copied several times between the poller and its cycle, and a copy of the
+    /// box retains one reference where a copy of the event retains each of its strings and maps.
+    private(set) var decoded: Predecoded?
 
     /// Creates a record; `priority` defaults to the `priority` header's integer value, or 0.
     public init(
@@ -67,7 +69,7 @@ public struct CycleRecord: Sendable, Hashable {
     /// when `maxBytes` is its orchestrator's `maxEventBytes`, and decodes again otherwise;
     /// an invalid value still becomes a dead letter in the cycle.
     public mutating func predecode(maxBytes: Int) {
-        decoded = (maxBytes, Self.decode(value, maxBytes: maxBytes))
+        decoded = Predecoded(maxBytes: maxBytes, result: Self.decode(value, maxBytes: maxBytes))
     }
 
     /// A value decoded, or why it is not a change event.
@@ -96,6 +98,17 @@ public struct CycleRecord: Sendable, Hashable {
     public func hash(into hasher: inout Hasher) {
         hasher.combine(position)
         hasher.combine(value)
+    }
+}
+
+/// A record's value decoded ahead of its cycle, and the size limit it was decoded under.
+final class Predecoded: Sendable {
+    let maxBytes: Int
+    let result: Result<ChangeEvent, InvalidChangeEvent>
+
+    init(maxBytes: Int, result: Result<ChangeEvent, InvalidChangeEvent>) {
+        self.maxBytes = maxBytes
+        self.result = result
     }
 }
 
