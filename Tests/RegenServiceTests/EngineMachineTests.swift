@@ -152,6 +152,7 @@ struct EngineMachineTests {
         // The deadline passes (revocation timeout − 1 s): released, the cycle still running.
         #expect(Self.releases(d.advance(.seconds(9))) == [1])
         #expect(!d.machine.owned.contains(Self.p0))
+        #expect(d.machine.givenUpUncommitted == 10, "the cycle in flight was given up")
         _ = d.send(.assigned(revoked))
         // Re-read from the last commit (none): the old cycle still holds these keys, so they wait.
         #expect(Self.cycles(d.fetch(Self.p0, 0..<10)).isEmpty)
@@ -174,6 +175,26 @@ struct EngineMachineTests {
         #expect(commit.map(\.1) == [[TopicPartitionOffset(Self.p0, offset: 10)]])
         #expect(Self.releases(finished).isEmpty, "not before the commit's answer")
         #expect(Self.releases(d.send(.commitAnswered(commit[0].0, succeeded: false))) == [7], "a refused commit releases too")
+    }
+
+    @Test("Work given up uncommitted is counted: cycles in flight and done work not committed when a partition goes, not buffered records, not committed work")
+    func givenUpUncommitted() {
+        var d = Driver(Self.settings(cyclesInFlight: 2))
+        _ = d.send(.assigned([Self.p0, Self.p1]))
+        // p0: a cycle done and committed, then 3 records buffered; revoked: nothing at risk.
+        let first = Self.cycles(d.fetch(Self.p0, 0..<10))[0]
+        let commit = Self.commits(d.send(.cycleFinished(first.0, done: Self.allDone(first.1))))[0]
+        _ = d.send(.commitAnswered(commit.0, succeeded: true))
+        _ = d.fetch(Self.p0, 10..<13)
+        #expect(Self.releases(d.send(.revoked([Self.p0], 1))) == [1])
+        #expect(d.machine.givenUpUncommitted == 0)
+        // p1: one cycle done whose commit is refused, another in flight; then lost.
+        let done = Self.cycles(d.fetch(Self.p1, 0..<10))[0]
+        let refused = Self.commits(d.send(.cycleFinished(done.0, done: Self.allDone(done.1))))[0]
+        _ = d.send(.commitAnswered(refused.0, succeeded: false))
+        #expect(Self.cycles(d.fetch(Self.p1, 10..<20)).count == 1)
+        _ = d.send(.lost([Self.p1]))
+        #expect(d.machine.givenUpUncommitted == 20, "10 done and refused, 10 in a cycle")
     }
 
     @Test("Records fetched before a loss are dropped; the partition restarts from what the group committed")

@@ -40,6 +40,7 @@ final class ConsumerEngine: Sendable {
         let assigned: Counter
         let revoked: Counter
         let lost: Counter
+        let givenUpUncommitted: Counter
 
         init(factory: any MetricsFactory) {
             func commits(_ result: String) -> Counter {
@@ -53,6 +54,7 @@ final class ConsumerEngine: Sendable {
             assigned = rebalances("assigned")
             revoked = rebalances("revoked")
             lost = rebalances("lost")
+            givenUpUncommitted = Counter(label: "regen_given_up_uncommitted_records_total", factory: factory)
         }
     }
 
@@ -142,7 +144,11 @@ final class ConsumerEngine: Sendable {
             case .cycleFinished(let id, _), .cycleFailed(let id, _): cycleTasks[id] = nil
             default: break
             }
+            let givenUpBefore = machine.givenUpUncommitted
             let actions = machine.handle(event, at: .now)
+            if machine.givenUpUncommitted > givenUpBefore {
+                metrics.givenUpUncommitted.increment(by: machine.givenUpUncommitted - givenUpBefore)
+            }
             for action in actions {
                 switch action {
                 case .startCycle(let id, let messages): cycleTasks[id] = startCycle(id, messages)

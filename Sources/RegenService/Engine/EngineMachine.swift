@@ -227,6 +227,9 @@ struct EngineMachine<Payload: Sendable> {
     private var lastEvent: Instant?
     /// Records dropped because they did not continue their partition (for the log and tests).
     private(set) var droppedOutOfOrder = 0
+    /// Records in a cycle, or done but not committed, when their partition was given up
+    /// (revoked, lost, or assigned afresh): work the partition's next reader may do again.
+    private(set) var givenUpUncommitted = 0
 
     init(settings: EngineSettings) {
         self.settings = settings
@@ -409,7 +412,8 @@ struct EngineMachine<Payload: Sendable> {
     }
 
     private mutating func remove(_ partition: TopicPartition) {
-        guard partitions[partition] != nil else { return }
+        guard let unsettled = partitions[partition]?.unsettled else { return }
+        givenUpUncommitted += unsettled
         dropBuffered(partition)
         partitions[partition] = nil
         order.removeAll { $0 == partition }
