@@ -21,6 +21,7 @@ public enum MetricCatalogue {
         "regen_cycles_in_flight": "Cycles running now.",
         "regen_commits_total": "Offset commits, by result: succeeded, failed.",
         "regen_rebalances_total": "Rebalance events this member saw, by kind: assigned, revoked, lost.",
+        "regen_given_up_uncommitted_records_total": "Records in a cycle or done but not committed when this member gave up their partition (work its next reader may do again).",
         "regen_assigned_partitions": "Partitions assigned to this member.",
         "regen_group_join_state": "1 for the consumer group join state librdkafka last reported (wait-join, wait-sync, steady, ...), 0 for those seen before; from its statistics.",
         "regen_template_render_duration_seconds": "Time to render and validate one file of the template processor, by artifact (each page of a paginated artifact, failed renders included).",
