@@ -19,7 +19,7 @@ public enum Librdkafka {
     ///   glibc otherwise raises that threshold to the size of each mapped block freed (up to
     ///   32 MB), after which librdkafka's fetch responses (up to `fetch.max.bytes`) are carved
     ///   out of the arenas and fragment them; a drain's peak measured about 14 MB lower
-    ///   (147-160 MB against 163-181 MB over five runs each), at the same speed.
+    ///   (150-160 MB over six runs against 163-181 MB over five), at the same speed.
     public static func tuneMalloc() {
         #if os(Linux)
         if getenv("MALLOC_ARENA_MAX") == nil { _ = mallopt(M_ARENA_MAX, 2) }
