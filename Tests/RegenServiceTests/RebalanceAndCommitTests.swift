@@ -49,24 +49,41 @@ struct RebalanceAndCommitTests {
     func slowRevocation(strategy: String) async throws {
         let fixture = try await ServiceFixture(partitions: 4)
         try await fixture.produce(0..<4000)
-        // Offset 0 of each partition hangs 8 s on its first attempt: the first cycle lasts
-        // 8 s, four times the 2 s revocation timeout; the others take milliseconds. While it
-        // runs, the member's buffer (4 cycles) fills and fetching is paused.
+        // Offset 0 of each partition hangs 20 s on its first attempt: the first cycle lasts
+        // 20 s, ten times the 2 s revocation timeout and longer than the group needs to
+        // give this member its partitions back; the others take milliseconds. While it
+        // runs, the member's buffer fills and fetching is paused, before and after the
+        // rebalance.
         let config = try fixture.writeConfig(
-            orchestrator: ["eventTimeoutMs: 10000", "cycle: { maxEvents: 100, maxWaitMs: 300 }"], simulate: "hangEvery: 1000, hangMs: 8000")
+            orchestrator: ["eventTimeoutMs: 30000", "cycle: { maxEvents: 100, maxWaitMs: 300 }"], simulate: "hangEvery: 1000, hangMs: 20000")
         let flags = ["--set", "kafka.assignmentStrategy=\(strategy)", "--set", "service.revocationTimeoutMs=2000"]
         let a = try fixture.start(config: config, arguments: flags, name: "a")
         #expect(try await fixture.waitUntilProcessed(atLeast: 5), "the first instance never started a cycle")
         let b = try fixture.start(config: config, arguments: flags, name: "b")
-        // Both together need seconds for the rest; a stalled partition stays behind for minutes.
-        let committed = try await fixture.waitUntilCommitted(within: .seconds(90))
+        // Both together finish in about a minute; a stalled partition stays paused for good
+        // (the consumer loop before ca678cf fails here with range: not committed after
+        // 90 s, events never processed).
+        let committed = try await fixture.waitUntilCommitted(within: .seconds(150))
         let progress = try await fixture.commitProgress()
         #expect(committed, "stalled: \(progress)")
+        if strategy == "range" {
+            // The scenario happened: the first instance gave up the work of its cycles in
+            // flight when it had to release every partition (the cycle outlasted the
+            // revocation timeout), and was assigned partitions again. (Cooperative revokes
+            // only the partitions that move, which may hold none of that work.)
+            let givenUp = await a.metric("regen_given_up_uncommitted_records_total") ?? 0
+            let assigned = await a.metric("regen_rebalances_total", ["kind": "assigned"]) ?? 0
+            #expect(givenUp >= 1, "no work in flight was given up at a revocation")
+            #expect(assigned >= 2, "never assigned again after the revocation")
+        }
         a.signal(SIGTERM)
         b.signal(SIGTERM)
         #expect(await a.waitForExit() == 0)
         #expect(await b.waitForExit() == 0)
-        #expect(Set(fixture.ledger()) == fixture.goodIDs(0..<4000), "lost events")
+        let processed = Set(fixture.ledger())
+        let good = fixture.goodIDs(0..<4000)
+        #expect(good.subtracting(processed).isEmpty, "\(good.subtracting(processed).count) events never processed")
+        #expect(processed.isSubset(of: good))
     }
 
     @Test("SIGTERM after joining the group but before any assignment: a clean exit, not librdkafka 2.0's abort (#4312)")
