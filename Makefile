@@ -32,7 +32,7 @@ build: deps
 # processes run one at a time after them (on 2 cores, a dozen clusters and their regen
 # processes at once can starve a member past its session timeout and fail a test that
 # demands zero duplicates); the benchmark harness's own test runs last, alone.
-BROKER_SUITES := OperationsTests|ConsumerTests|ProducerTests|LostAssignmentTests|RebalanceTests|DroppedConsumerTests|DeadLetterOutageTests|RebalanceAndCommitTests|BrokerControlTests|ChaosTests|SlowDownstreamTests|BrokerOutageTests|CommitOutageTests|RebalanceStormTests|PoisonInputTests|ScaleOutBenchmark|DeliveryTests|TemplatePoisonTests|TemplateCrashTests|ResilienceTests|TelemetryOutageTests
+BROKER_SUITES := OperationsTests|EmbeddedClusterTests|ConsumerTests|ProducerTests|LostAssignmentTests|RebalanceTests|DroppedConsumerTests|DeadLetterOutageTests|RebalanceAndCommitTests|BrokerControlTests|ChaosTests|SlowDownstreamTests|BrokerOutageTests|CommitOutageTests|RebalanceStormTests|PoisonInputTests|ScaleOutBenchmark|DeliveryTests|TemplatePoisonTests|TemplateCrashTests|ResilienceTests|TelemetryOutageTests
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip "BenchHarnessTests|$(BROKER_SUITES)"

@@ -1,6 +1,10 @@
 internal import CRdKafka
 import Logging
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// An in-process Kafka cluster (librdkafka's mock cluster): real Kafka protocol over
 /// TCP on 127.0.0.1, several brokers, consumer groups, idempotent producers, and fault
 /// injection. For the demo and the tests; it keeps data in memory (about 5 MB per
@@ -20,10 +24,11 @@ public final class EmbeddedCluster: KafkaTopicAdministration {
     /// - Throws: `KafkaError` when librdkafka cannot start the cluster.
     public init(brokers: Int = 3, logger: Logger) throws {
         guard brokers > 0 else { throw KafkaError.invalidArgument("brokers must be > 0, got \(brokers)") }
-        context = ClientContext(logger: logger)
+        let context = ClientContext(logger: logger)
+        self.context = context
         var properties = KafkaPropertyList(KafkaConnection(bootstrapServers: []), role: [], overrides: [:])
         properties.set("test.mock.num.brokers", String(brokers))
-        let pointer = try context.makeHandle(RD_KAFKA_PRODUCER, properties)
+        let pointer = try Self.withSignalsBlocked { try context.makeHandle(RD_KAFKA_PRODUCER, properties) }
         guard let cluster = rd_kafka_handle_mock_cluster(pointer) else {
             rd_kafka_destroy(pointer)
             throw KafkaError.invalidArgument("librdkafka did not create a mock cluster")
@@ -32,6 +37,21 @@ public final class EmbeddedCluster: KafkaTopicAdministration {
         self.cluster = MockCluster(pointer: cluster)
         bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
         brokerIDs = Array(1...brokers)
+    }
+
+    /// Runs `body` with every signal blocked in this thread. librdkafka 2.0.2 starts the
+    /// mock cluster's thread before it blocks signals for its other threads, so that thread
+    /// takes this one's mask; a signal with a handler that reaches it (Swift's pool threads
+    /// leave SIGPROF, SIGPIPE and the fault signals open; seen in a test process while the
+    /// Swift runtime was writing a crash backtrace) interrupts its `poll`, which it takes as
+    /// fatal: the cluster stops answering for good.
+    private static func withSignalsBlocked<T>(_ body: () throws -> T) rethrows -> T {
+        var all = sigset_t()
+        var previous = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_SETMASK, &all, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        return try body()
     }
 
     deinit {
