@@ -30,7 +30,7 @@ struct CommandProcessorTests {
             case "$input" in
               *temporary*) exit 75 ;;
               *permanent*) exit 3 ;;
-              *slow*) sleep 30 ;;
+              *slow*) sleep 300 ;;
               *signalled*) kill -KILL $$ ;;
             esac
             exit 0
@@ -46,19 +46,26 @@ struct CommandProcessorTests {
     func exitCodes() async throws {
         let directory = try Self.scratchDirectory()
         let (path, log) = try Self.script(in: directory)
-        // Long enough for a loaded 2-core machine to start and finish a script; the "slow" one waits it out.
-        let processor = try CommandProcessor(executable: path, timeout: .seconds(3))
+        // Real-clock timeouts: a run that should finish gets far more than a starved machine
+        // needs to start a script (a fresh CI machine, every logic test at once on 2 cores, took
+        // over 3 s), and the hang gets a short one, which it reaches however slow the machine is.
+        let processor = try CommandProcessor(executable: path, timeout: .seconds(120))
+        let impatient = try CommandProcessor(executable: path, timeout: .seconds(1), killGrace: .milliseconds(200))
         let ok = try await processor.process(ChangeEvent(id: "1", changeType: .nodeAdded, subject: "fine"), context: Self.context())
         #expect(ok.regenerations == 1)
         let seen = try String(contentsOfFile: log, encoding: .utf8)
         #expect(seen.contains(#""subject":"fine""#) && seen.contains(#""change_type":"node_added""#))
 
-        for (subject, kind) in [("temporary", ProcessingError.Kind.retriable), ("permanent", .permanent), ("slow", .retriable)] {
+        for (subject, kind) in [("temporary", ProcessingError.Kind.retriable), ("permanent", .permanent)] {
             let error = await #expect(throws: ProcessingError.self) {
                 try await processor.process(ChangeEvent(id: "2", changeType: .nodeAdded, subject: subject), context: Self.context())
             }
-            #expect(error?.kind == kind, "\(subject)")
+            #expect(error?.kind == kind && error?.message.contains("timed out") == false, "\(subject): \(error?.message ?? "")")
         }
+        let hung = await #expect(throws: ProcessingError.self) {
+            try await impatient.process(ChangeEvent(id: "2", changeType: .nodeAdded, subject: "slow"), context: Self.context())
+        }
+        #expect(hung?.kind == .retriable && hung?.message.contains("timed out") == true, "\(hung?.message ?? "")")
         // Killed by a signal: permanent, and the reason names the signal rather than an exit status.
         let killed = await #expect(throws: ProcessingError.self) {
             try await processor.process(ChangeEvent(id: "3", changeType: .nodeAdded, subject: "signalled"), context: Self.context())
@@ -124,15 +131,18 @@ struct CommandProcessorTests {
             """
             #!/bin/sh
             cat > /dev/null
-            i=0; while [ $i -lt 10000 ]; do echo "noise line $i" >&2; i=$((i+1)); done
+            seq -f 'noise line %g' 0 9999 >&2
             printf 'é€ template "page" references a missing node\\n' >&2
             case "$REGEN_EVENT_OFFSET" in
-              1) sleep 30 ;;
+              1) sleep 300 ;;
               2) echo "fine" >&2; exit 0 ;;
             esac
             exit 3
             """, at: path)
-        let processor = try CommandProcessor(executable: path, timeout: .seconds(3), stderrLimit: 60)
+        // As in `exitCodes`: runs that end get a timeout no starved machine reaches; the one that
+        // hangs gets one it reaches, long enough for its stderr to have been written and read.
+        let processor = try CommandProcessor(executable: path, timeout: .seconds(120), stderrLimit: 60)
+        let impatient = try CommandProcessor(executable: path, timeout: .seconds(10), stderrLimit: 60, killGrace: .milliseconds(200))
         func context(_ offset: Int64) -> EventContext {
             EventContext(position: SourcePosition(topic: "t", partition: 0, offset: offset), key: "k", attempt: 1, traceparent: nil, executionID: "x")
         }
@@ -144,7 +154,7 @@ struct CommandProcessorTests {
         #expect(message.utf8.count <= "command exited 3; stderr: …".utf8.count + 60 + 3, "\(message.utf8.count) bytes")
         #expect(String(decoding: Array(message.utf8), as: UTF8.self) == message)
 
-        let timedOut = await #expect(throws: ProcessingError.self) { try await processor.process(event, context: context(1)) }
+        let timedOut = await #expect(throws: ProcessingError.self) { try await impatient.process(event, context: context(1)) }
         #expect(timedOut?.kind == .retriable && timedOut?.message.contains("timed out") == true)
         #expect(timedOut?.message.hasSuffix("references a missing node") == true, "\(timedOut?.message ?? "")")
         // A run that succeeds is not affected by what it wrote to stderr.
@@ -179,7 +189,8 @@ struct CommandProcessorTests {
             }
             return []
         }
-        let processor = try CommandProcessor(executable: path, timeout: .milliseconds(500), killGrace: .milliseconds(200))
+        // Long enough for a starved machine to start the script and its child before the timeout.
+        let processor = try CommandProcessor(executable: path, timeout: .seconds(5), killGrace: .milliseconds(200))
         let event = ChangeEvent(id: "1", changeType: .nodeAdded, subject: "s")
         let error = await #expect(throws: ProcessingError.self) { try await processor.process(event, context: Self.context()) }
         #expect(error?.kind == .retriable && error?.message.contains("timed out") == true)
