@@ -59,15 +59,20 @@ extension RegenerationOrchestrator {
     private func complete(
         _ report: inout CycleDispatcher.Report, plan: CyclePlan, dispatcher: CycleDispatcher, executionID: UUID
     ) async -> (report: ProcessingReport, backoff: Duration?) {
-        // In cycle order (each partition's records in offset order), by index: no sort.
-        var byIndex = [CompletedEvent?](repeating: nil, count: plan.recordCount)
+        var succeededAt = [Bool](repeating: false, count: plan.recordCount)
         var succeeded = 0
-        for result in report.results {
-            guard case .succeeded = result.outcome, let event = result.event else { continue }
-            byIndex[result.index] = CompletedEvent(event: event, position: result.position)
+        for result in report.results where result.outcome.isSucceeded {
+            succeededAt[result.index] = true
             succeeded += 1
         }
         guard succeeded > 0 else { return (.none, nil) }
+        // In cycle order (each partition's records in offset order), by index: no sort.
+        var byIndex = [CompletedEvent?](repeating: nil, count: plan.recordCount)
+        for run in plan.runs {
+            for planned in run.records where succeededAt[planned.index] {
+                if case .success(let event) = planned.content { byIndex[planned.index] = CompletedEvent(event: event, position: planned.record.position) }
+            }
+        }
         let inCycleOrder = byIndex.compactMap { $0 }
         let id = executionID.uuidString.lowercased()
         let completion: CycleCompletion

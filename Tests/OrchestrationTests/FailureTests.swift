@@ -96,6 +96,38 @@ struct FailureTests {
         await harness.orchestrator.stop()
     }
 
+    @Test("After an attempt past its deadline the worker goes on in a task that is not cancelled: the retry, the rest of the key in order, then the next key")
+    func workAfterDeadline() async throws {
+        // An attempt runs in its worker's task, which the deadline cancels: what follows must
+        // run in a new one. Every attempt here sleeps, which fails at once in a cancelled task.
+        struct Attempt: Equatable { let offset: Int64, attempt: Int, cancelled: Bool }
+        let seen = Mutex<[Attempt]>([])
+        let harness = try await Harness(
+            config: Fixtures.config(concurrency: 1, maxAttempts: 5, eventTimeoutMs: 2000),
+            environment: Fixtures.environment(clock: SystemClock(), random: 0),
+            processor: ClosureProcessor { _, context in
+                let offset = context.position.offset
+                let hang = offset == 0 && context.attempt == 1
+                do { try await Task.sleep(for: hang ? .seconds(3600) : .milliseconds(1)) } catch {
+                    seen.withLock { $0.append(Attempt(offset: offset, attempt: context.attempt, cancelled: true)) }
+                    throw error
+                }
+                seen.withLock { $0.append(Attempt(offset: offset, attempt: context.attempt, cancelled: false)) }
+                return .none
+            })
+        let records = (0...2).map { Fixtures.record(offset: $0, subject: "k") } + [Fixtures.record(offset: 3, subject: "other")]
+        let result = try await harness.orchestrator.executeCycle(Cycle(records: records))
+        let attempts = seen.withLock { $0 }
+        #expect(attempts.first == Attempt(offset: 0, attempt: 1, cancelled: true), "\(attempts)")
+        // On a starved machine a short attempt can reach its deadline too: each one that did was retried.
+        let finished = attempts.filter { !$0.cancelled }
+        #expect(finished.map(\.offset) == [0, 1, 2, 3], "\(attempts)")
+        #expect(result.execution.tasksSucceeded == 4 && result.execution.notDone == 0, "\(result.execution)")
+        #expect(result.execution.timeouts == attempts.count { $0.cancelled }, "\(attempts)")
+        #expect(result.partitions.first?.commitOffset == 4)
+        await harness.orchestrator.stop()
+    }
+
     @Test("Invalid input goes to the dead-letter sink with the reason, without reaching the processor")
     func invalidInput() async throws {
         let probe = ProcessorProbe()

@@ -43,35 +43,7 @@ struct CycleDispatcher: Sendable {
         results.reserveCapacity(plan.recordCount)
         await withTaskGroup(of: [RecordResult].self) { group in
             for _ in 0..<workers {
-                group.addTask {
-                    var results: [RecordResult] = []
-                    var holding = false
-                    var heldThreadSince = ContinuousClock.now
-                    // A slot first, then the next run: a worker waiting for a slot holds no
-                    // run back from the workers of this cycle that have one.
-                    while shared.next.load(ordering: .relaxed) < plan.runs.count {
-                        if !holding {
-                            holding = slots.tryAcquire()
-                            if !holding {
-                                shared.waited.store(true, ordering: .relaxed)
-                                // Cancelled while waiting: the run is still reported (as not done), without a slot.
-                                holding = await slots.acquire().acquired
-                            }
-                        }
-                        let index = shared.next.wrappingAdd(1, ordering: .relaxed).oldValue
-                        guard index < plan.runs.count else { break }
-                        results += await gauge.tracking { await execute(plan.runs[index]) }
-                        if holding && !slots.keep() { holding = false }
-                        // Runs that never suspend (fast or CPU-bound processors) would hold
-                        // a thread of the shared pool for the whole cycle: let others in.
-                        if ContinuousClock.now - heldThreadSince > .milliseconds(1) {
-                            await Task.yield()
-                            heldThreadSince = ContinuousClock.now
-                        }
-                    }
-                    if holding { slots.release() }
-                    return results
-                }
+                group.addTask { await worker(plan, shared: shared, gauge: gauge) }
             }
             for await finished in group { results += finished }
         }
@@ -79,12 +51,84 @@ struct CycleDispatcher: Sendable {
             results: results, peakParallelism: gauge.peak, saturated: plan.runs.count > workers || shared.waited.load(ordering: .relaxed))
     }
 
-    /// One key's records in order. Once one is not done, the rest wait for redelivery
-    /// too, so a key never runs out of order.
-    private func execute(_ run: KeyRun) async -> [RecordResult] {
+    /// One worker: takes runs until none is left. Its attempts run in its own task, with no
+    /// task of their own each; when one passes its deadline the watchdog cancels that task
+    /// (an attempt cannot be stopped otherwise), and a cancelled task cannot go on. So a
+    /// worker's runs go on in a task of their own, a stretch, and a new stretch picks up
+    /// where a cancelled one stopped. A cancellation of the worker (of its cycle) reaches
+    /// the stretch running.
+    private func worker(_ plan: CyclePlan, shared: WorkerShare, gauge: InFlightGauge) async -> [RecordResult] {
         var results: [RecordResult] = []
+        var start = Stretch.Start(holding: false, interrupted: nil)
+        while true {
+            let canceller = AttemptCanceller()
+            let stretch = Task { [start] in await self.stretch(plan, from: start, shared: shared, gauge: gauge, canceller: canceller) }
+            canceller.attach { stretch.cancel() }
+            let ended = await withTaskCancellationHandler { await stretch.value } onCancel: { stretch.cancel() }
+            results += ended.results
+            guard let next = ended.next else { return results }
+            start = next
+        }
+    }
+
+    /// A worker's runs until none is left, or until an attempt passes its deadline.
+    private func stretch(
+        _ plan: CyclePlan, from start: Stretch.Start, shared: WorkerShare, gauge: InFlightGauge, canceller: AttemptCanceller
+    ) async -> Stretch.End {
+        var results: [RecordResult] = []
+        var holding = start.holding
+        var interrupted = start.interrupted
+        var heldThreadSince = ContinuousClock.now
+        while true {
+            let index: Int
+            let progress: RunProgress
+            if let resumed = interrupted {
+                (index, progress) = resumed
+                interrupted = nil
+            } else {
+                // A slot first, then the next run: a worker waiting for a slot holds no
+                // run back from the workers of this cycle that have one.
+                guard shared.next.load(ordering: .relaxed) < plan.runs.count else { break }
+                if !holding {
+                    holding = slots.tryAcquire()
+                    if !holding {
+                        shared.waited.store(true, ordering: .relaxed)
+                        // Cancelled while waiting: the run is still reported (as not done), without a slot.
+                        holding = await slots.acquire().acquired
+                    }
+                }
+                index = shared.next.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard index < plan.runs.count else { break }
+                gauge.enter()
+                progress = RunProgress()
+            }
+            switch await execute(plan.runs[index], from: progress, canceller: canceller) {
+            case .finished(let run):
+                gauge.leave()
+                results += run
+            case .interrupted(let progress):
+                return Stretch.End(results: results, next: Stretch.Start(holding: holding, interrupted: (index, progress)))
+            }
+            if holding && !slots.keep() { holding = false }
+            // Runs that never suspend (fast or CPU-bound processors) would hold
+            // a thread of the shared pool for the whole cycle: let others in.
+            if ContinuousClock.now - heldThreadSince > .milliseconds(1) {
+                await Task.yield()
+                heldThreadSince = ContinuousClock.now
+            }
+        }
+        if holding { slots.release() }
+        return Stretch.End(results: results, next: nil)
+    }
+
+    /// One key's records in order, from `progress` on. Once one is not done, the rest wait
+    /// for redelivery too, so a key never runs out of order.
+    private func execute(_ run: KeyRun, from progress: RunProgress, canceller: AttemptCanceller) async -> RunStep {
+        var results = progress.results
+        var pending = progress.pending
         results.reserveCapacity(run.records.count)
-        for planned in run.records {
+        while results.count < run.records.count {
+            let planned = run.records[results.count]
             if let last = results.last, !last.outcome.isDone {
                 results.append(
                     RecordResult(
@@ -94,14 +138,20 @@ struct CycleDispatcher: Sendable {
             }
             switch planned.content {
             case .success(let event):
-                results.append(await process(planned.record, event, index: planned.index, key: run.key))
+                switch await process(planned.record, event, index: planned.index, key: run.key, after: pending, canceller: canceller) {
+                case .finished(let result):
+                    results.append(result)
+                    pending = nil
+                case .interrupted(let attempts):
+                    return .interrupted(RunProgress(results: results, pending: attempts))
+                }
             case .failure(let problem):
                 let outcome = await deadLetter(planned.record, reason: "invalid event: \(problem)", attempts: 0, invalidInput: true)
                 results.append(
                     RecordResult(index: planned.index, position: planned.record.position, outcome: outcome, attempts: 0, timeouts: 0))
             }
         }
-        return results
+        return .finished(results)
     }
 
     /// The record's trace context; an invalid `traceparent` is counted and ignored.
@@ -115,22 +165,40 @@ struct CycleDispatcher: Sendable {
         }
     }
 
-    /// Attempts one event until it succeeds, fails for good, or may not go on. Each attempt
-    /// of a record with a valid `traceparent` gets a child span: its id and the trace id go
-    /// into the attempt's log lines, the processor's context and a dead letter's headers.
-    private func process(_ record: CycleRecord, _ event: ChangeEvent, index: Int, key: String) async -> RecordResult {
-        var attempt = 0
-        var timeouts = 0
-        let trace = trace(of: record)
+    /// Attempts one event until it succeeds, fails for good, may not go on, or an attempt
+    /// passes its deadline (then the worker goes on in a new task, from what this returns).
+    /// Each attempt of a record with a valid `traceparent` gets a child span: its id and the
+    /// trace id go into the attempt's log lines, the processor's context and a dead letter's
+    /// headers.
+    private func process(
+        _ record: CycleRecord, _ event: ChangeEvent, index: Int, key: String, after earlier: Attempts?, canceller: AttemptCanceller
+    ) async -> RecordStep {
+        var attempt = earlier?.attempt ?? 0
+        var timeouts = earlier?.timeouts ?? 0
+        let trace = earlier == nil ? trace(of: record) : earlier?.trace
+        var span = earlier?.span
+        var failure = earlier?.failure
         var logger = self.logger
         if let trace { logger[metadataKey: "trace_id"] = "\(trace.traceID)" }
-        func result(_ outcome: RecordOutcome) -> RecordResult {
-            RecordResult(
-                index: index, position: record.position, outcome: outcome, attempts: attempt, timeouts: timeouts, event: event,
-                trace: trace)
+        if let span { logger[metadataKey: "span_id"] = "\(span.spanID)" }
+        func result(_ outcome: RecordOutcome) -> RecordStep {
+            .finished(
+                RecordResult(
+                    index: index, position: record.position, outcome: outcome, attempts: attempt, timeouts: timeouts, trace: trace))
         }
-        var span: TraceContext?
         while true {
+            if let failed = failure {
+                // Resumed after a deadline while the cycle is being cancelled: as a cancellation during the attempt.
+                if earlier != nil && Task.isCancelled { return result(.notDone(.cancelled, processingFailed: false)) }
+                if failed.kind == .permanent || attempt >= retry.maxAttempts {
+                    let reason = "processing failed after \(attempt) attempt(s): \(failed)"
+                    return result(await deadLetter(record, reason: reason, attempts: attempt, invalidInput: false, span: span, logger: logger))
+                }
+                guard (try? await backoff(after: attempt)) != nil else {
+                    return result(.notDone(.cancelled, processingFailed: false))
+                }
+                failure = nil
+            }
             guard !Task.isCancelled, (try? await limiter.acquire()) != nil else {
                 return result(.notDone(.cancelled, processingFailed: false))
             }
@@ -142,37 +210,28 @@ struct CycleDispatcher: Sendable {
             let context = EventContext(
                 position: record.position, key: key, attempt: attempt, traceparent: span?.traceParentHeaderValue,
                 executionID: executionID, tracestate: span?.traceStateHeaderValue)
-            let failure: ProcessingError
-            switch await attemptOnce(event, context) {
-            case .success(let report):
+            let (outcome, expired) = await withDeadline(watchdog, canceller: canceller) {
+                try await processor.process(event, context: context)
+            }
+            switch outcome {
+            case .success(let report) where !expired:
                 breaker.record(success: true, permit: permit)
                 return result(.succeeded(report))
-            case .failure(let error) where Task.isCancelled:
+            case .failure(let error) where Task.isCancelled && !expired:
                 breaker.abandon(permit)
                 logger.debug("attempt cancelled", metadata: ["position": "\(record.position)", "error": "\(error)"])
                 return result(.notDone(.cancelled, processingFailed: false))
-            case .failure(let error):
-                if error is AttemptTimedOut { timeouts += 1 }
+            case .failure(let error) where !expired:
                 failure = classify(error)
+                breaker.record(success: false, permit: permit)
+            default:
+                // Past its deadline, whatever it returned: this task is cancelled now, and
+                // what follows the attempt happens in the worker's next one.
+                timeouts += 1
+                breaker.record(success: false, permit: permit)
+                return .interrupted(
+                    Attempts(attempt: attempt, timeouts: timeouts, trace: trace, span: span, failure: classify(AttemptTimedOut())))
             }
-            breaker.record(success: false, permit: permit)
-            if failure.kind == .permanent || attempt >= retry.maxAttempts {
-                let reason = "processing failed after \(attempt) attempt(s): \(failure)"
-                return result(await deadLetter(record, reason: reason, attempts: attempt, invalidInput: false, span: span, logger: logger))
-            }
-            guard (try? await backoff(after: attempt)) != nil else {
-                return result(.notDone(.cancelled, processingFailed: false))
-            }
-        }
-    }
-
-    private func attemptOnce(_ event: ChangeEvent, _ context: EventContext) async -> Result<ProcessingReport, any Error> {
-        do {
-            return .success(try await withDeadline(watchdog) { [processor] in
-                try await processor.process(event, context: context)
-            })
-        } catch {
-            return .failure(error)
         }
     }
 
@@ -240,12 +299,56 @@ final class InFlightGauge: Sendable {
 
     var peak: Int { counts.withLock { $0.peak } }
 
-    func tracking<T: Sendable>(_ body: () async -> T) async -> T {
+    /// A run started.
+    func enter() {
         counts.withLock { c in
             c.current += 1
             c.peak = max(c.peak, c.current)
         }
-        defer { counts.withLock { $0.current -= 1 } }
-        return await body()
     }
+
+    /// A run ended.
+    func leave() { counts.withLock { $0.current -= 1 } }
+}
+
+/// Where a worker's stretch starts, and how it ended.
+private enum Stretch {
+    struct Start: Sendable {
+        /// Whether the worker holds a slot of the shared limit.
+        var holding: Bool
+        /// The run a deadline interrupted (its index in the plan), and how far it got.
+        var interrupted: (run: Int, progress: RunProgress)?
+    }
+
+    struct End: Sendable {
+        var results: [RecordResult]
+        /// Where the next stretch starts; nil when no run is left.
+        var next: Start?
+    }
+}
+
+/// How far a key run got: its records' results so far, and the attempts of the next one
+/// when a deadline interrupted them.
+private struct RunProgress: Sendable {
+    var results: [RecordResult] = []
+    var pending: Attempts?
+}
+
+private enum RunStep: Sendable {
+    case finished([RecordResult])
+    case interrupted(RunProgress)
+}
+
+/// A record's attempts so far, when the last one passed its deadline.
+private struct Attempts: Sendable {
+    let attempt: Int
+    let timeouts: Int
+    let trace: RecordTrace?
+    let span: TraceContext?
+    let failure: ProcessingError
+}
+
+private enum RecordStep: Sendable {
+    case finished(RecordResult)
+    case interrupted(Attempts)
 }

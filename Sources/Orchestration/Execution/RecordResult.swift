@@ -34,8 +34,6 @@ struct RecordResult: Sendable {
     var outcome: RecordOutcome
     let attempts: Int
     let timeouts: Int
-    /// The decoded event, for records that succeeded.
-    var event: ChangeEvent? = nil
     /// The record's trace context, when its `traceparent` is valid (parsed once, in dispatch).
     var trace: RecordTrace? = nil
 }

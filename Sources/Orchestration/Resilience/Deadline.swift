@@ -94,26 +94,83 @@ final class DeadlineWatchdog: Sendable {
     }
 }
 
-/// Runs `operation`, cancelling it when the watchdog's limit passes.
-/// - Throws: `AttemptTimedOut` when the deadline passed first, or what `operation` throws.
-func withDeadline<T: Sendable>(
-    _ watchdog: DeadlineWatchdog, _ operation: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    let task = Task { try await operation() }
-    let timedOut = Flag()
-    let id = watchdog.register {
-        timedOut.set()
-        task.cancel()
+/// Cancels the task that runs a worker's attempts when one of them passes its deadline.
+///
+/// Attempts run in that task itself, not in a task of their own each (a task per attempt
+/// costs its creation, two thread hand-offs and a wake-up per event). A cancellation cannot
+/// be undone, so once the watchdog has cancelled it the task takes no further attempt: its
+/// worker goes on in a new task (see `CycleDispatcher`).
+///
+/// Only an attempt still running can be cancelled: a deadline that fires as its attempt
+/// ends, or after, changes nothing once ``end()`` has returned.
+final class AttemptCanceller: Sendable {
+    private struct State {
+        /// Cancels the task; nil until attached.
+        var cancel: (@Sendable () -> Void)?
+        /// Numbers the attempts, so a late deadline of an earlier one is told apart.
+        var attempt: UInt64 = 0
+        var running = false
+        /// Whether the watchdog cancelled the task (for good).
+        var expired = false
     }
-    let result = await withTaskCancellationHandler { await task.result } onCancel: { task.cancel() }
-    watchdog.remove(id)
-    if timedOut.isSet { throw AttemptTimedOut() }
-    return try result.get()
+
+    private let state = Mutex(State())
+
+    /// How to cancel the task the attempts run in (`task.cancel` of its handle); called at
+    /// once if a deadline already passed.
+    func attach(_ cancel: @escaping @Sendable () -> Void) {
+        let expired = state.withLock { state in
+            state.cancel = cancel
+            return state.expired
+        }
+        if expired { cancel() }
+    }
+
+    /// Starts an attempt: returns its number, for ``expire(_:)``.
+    func begin() -> UInt64 {
+        state.withLock { state in
+            state.attempt &+= 1
+            state.running = true
+            return state.attempt
+        }
+    }
+
+    /// The deadline of attempt `attempt` passed: cancels the task if that attempt still runs.
+    func expire(_ attempt: UInt64) {
+        let cancel = state.withLock { state -> (@Sendable () -> Void)? in
+            guard state.running, state.attempt == attempt else { return nil }
+            state.expired = true
+            return state.cancel
+        }
+        cancel?()
+    }
+
+    /// Ends the attempt begun last.
+    /// - Returns: whether its deadline passed (the task is cancelled then, or is as soon as
+    ///   it is attached).
+    func end() -> Bool {
+        state.withLock { state in
+            state.running = false
+            return state.expired
+        }
+    }
 }
 
-/// A one-way flag shared across tasks.
-private final class Flag: Sendable {
-    private let value = Atomic(false)
-    var isSet: Bool { value.load(ordering: .acquiring) }
-    func set() { value.store(true, ordering: .releasing) }
+/// Runs `operation` in the current task, which `canceller` cancels when the watchdog's
+/// limit passes first.
+/// - Returns: what `operation` returned or threw, and whether the deadline passed (the
+///   current task is then cancelled for good, whatever `operation` did).
+func withDeadline<T: Sendable>(
+    _ watchdog: DeadlineWatchdog, canceller: AttemptCanceller, _ operation: () async throws -> T
+) async -> (result: Result<T, any Error>, expired: Bool) {
+    let attempt = canceller.begin()
+    let registration = watchdog.register { canceller.expire(attempt) }
+    let result: Result<T, any Error>
+    do {
+        result = .success(try await operation())
+    } catch {
+        result = .failure(error)
+    }
+    watchdog.remove(registration)
+    return (result, canceller.end())
 }
