@@ -455,6 +455,8 @@ struct EngineMachine<Payload: Sendable> {
     /// a partition a cycle holds mostly wait for its keys.
     private mutating func formCycle(at now: Instant) -> Action? {
         let waited = oldestBuffered.map { now >= $0 + settings.maxWait } ?? false
+        // Fewer buffered than a cycle and no wait over: no cycle, whatever is eligible.
+        guard bufferedRecords >= settings.maxEvents || waited else { return nil }
         var picks: [(TopicPartition, Range<Int>)] = []
         var count = 0
         let start = order.isEmpty ? 0 : rotation % order.count
@@ -462,7 +464,7 @@ struct EngineMachine<Payload: Sendable> {
             let partition = order[(start + step) % order.count]
             guard let state = partitions[partition], state.revocation == nil, state.bufferedCount > 0 else { continue }
             var end = state.firstBuffered
-            while end < state.entries.count && count < settings.maxEvents && isEligible(state.entries[end], of: partition) {
+            while end < state.entries.count && count < settings.maxEvents && isEligible(key: state.entries[end].key, of: partition) {
                 end += 1
                 count += 1
             }
@@ -480,13 +482,12 @@ struct EngineMachine<Payload: Sendable> {
             var offsets: [Int64] = []
             offsets.reserveCapacity(range.count)
             for index in range {
-                let entry = state.entries[index]
-                payloads.append(entry.payload!)
-                state.entries[index].payload = nil
+                // Taken out of the entry, not copied: a copy would retain each of its parts.
+                payloads.append(state.entries[index].payload.take()!)
                 state.entries[index].state = .inCycle(id)
-                offsets.append(entry.offset)
-                bufferedBytes -= entry.size
-                if let key = entry.key {
+                offsets.append(state.entries[index].offset)
+                bufferedBytes -= state.entries[index].size
+                if let key = state.entries[index].key {
                     cycle.keys.append(key)
                     keysInFlight[key, default: 0] += 1
                 } else {
@@ -506,8 +507,8 @@ struct EngineMachine<Payload: Sendable> {
         return .startCycle(id, payloads)
     }
 
-    private func isEligible(_ entry: Entry, of partition: TopicPartition) -> Bool {
-        guard let key = entry.key else { return (recordsInFlight[partition] ?? 0) == 0 }
+    private func isEligible(key: [UInt8]?, of partition: TopicPartition) -> Bool {
+        guard let key else { return (recordsInFlight[partition] ?? 0) == 0 }
         return (keysInFlight[key] ?? 0) == 0 && (nilKeysInFlight[partition] ?? 0) == 0
     }
 
@@ -520,12 +521,23 @@ struct EngineMachine<Payload: Sendable> {
         var anyNotDone = false
         for (partition, offsets) in cycle.records {
             guard var state = takeOut(partition) else { continue }
-            let doneHere = Set(done[partition] ?? [])
+            // Both ascending: walked side by side, without hashing.
+            var doneHere = done[partition] ?? []
+            if !zip(doneHere, doneHere.dropFirst()).allSatisfy({ $0 < $1 }) { doneHere.sort() }
+            var nextDone = 0
             var firstNotDone: Int64?
+            var index: Int?
             for offset in offsets {
+                // The cycle's entries lie side by side in the window unless a rewind replaced them.
+                if let previous = index, previous + 1 < state.entries.count, state.entries[previous + 1].offset == offset {
+                    index = previous + 1
+                } else {
+                    index = state.index(of: offset)
+                }
+                while nextDone < doneHere.count && doneHere[nextDone] < offset { nextDone += 1 }
                 // Only this cycle's own entries: a rewind may have replaced them.
-                guard let index = state.index(of: offset), state.entries[index].state == .inCycle(id) else { continue }
-                if doneHere.contains(offset) {
+                guard let index, state.entries[index].state == .inCycle(id) else { continue }
+                if nextDone < doneHere.count && doneHere[nextDone] == offset {
                     state.entries[index].state = .done
                     anyDone = true
                 } else {
