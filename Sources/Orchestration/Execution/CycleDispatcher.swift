@@ -186,10 +186,10 @@ struct CycleDispatcher: Sendable {
                 RecordResult(
                     index: index, position: record.position, outcome: outcome, attempts: attempt, timeouts: timeouts, trace: trace))
         }
+        // Resumed after a deadline while the cycle is being cancelled: as a cancellation during the attempt.
+        if earlier != nil && Task.isCancelled { return result(.notDone(.cancelled, processingFailed: false)) }
         while true {
             if let failed = failure {
-                // Resumed after a deadline while the cycle is being cancelled: as a cancellation during the attempt.
-                if earlier != nil && Task.isCancelled { return result(.notDone(.cancelled, processingFailed: false)) }
                 if failed.kind == .permanent || attempt >= retry.maxAttempts {
                     let reason = "processing failed after \(attempt) attempt(s): \(failed)"
                     return result(await deadLetter(record, reason: reason, attempts: attempt, invalidInput: false, span: span, logger: logger))
