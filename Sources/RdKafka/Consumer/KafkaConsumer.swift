@@ -20,6 +20,9 @@ public final class KafkaConsumer: Sendable {
     private let coordinator: RebalanceCoordinator
     private let pollThread = KafkaThread(name: "kafka-poll")
     private let controlThread = KafkaThread(name: "kafka-control")
+    /// Sends the requests that wake librdkafka's fetchers (see ``Refill``).
+    private let refillThread = KafkaThread(name: "kafka-refill")
+    private let refill: Refill
     private let phase = Mutex(Phase.open)
     private let logger: Logger
     private let revocationTimeout: Duration
@@ -37,6 +40,7 @@ public final class KafkaConsumer: Sendable {
             cooperative: properties.value("partition.assignment.strategy")?.contains("cooperative-sticky") == true,
             logger: logger)
         revocationTimeout = configuration.revocationTimeout
+        refill = Refill(threshold: properties.value("queued.min.messages").flatMap(Int.init) ?? 100_000)
         context = ClientContext(logger: logger, rebalance: coordinator)
         let pointer = try context.makeHandle(RD_KAFKA_CONSUMER, properties)
         rd_kafka_poll_set_consumer(pointer)
@@ -58,6 +62,7 @@ public final class KafkaConsumer: Sendable {
         }
         pollThread.stop()
         controlThread.stop()
+        refillThread.stop()
     }
 
     /// Runs `body` on `thread` if the consumer is in one of `phases`; the check and the
@@ -107,14 +112,72 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
-    /// Like ``poll(maxMessages:timeout:)``, but waits at most `timeout` for the first
-    /// message only: then it takes what librdkafka has already queued, up to `maxMessages`,
-    /// and returns as soon as the queue is empty.
-    public func pollQueued(maxMessages: Int, timeout: Duration) async throws -> [KafkaMessage] {
-        guard maxMessages > 0 else { throw KafkaError.invalidArgument("maxMessages must be > 0, got \(maxMessages)") }
-        return try await perform(on: pollThread, in: [.open]) { [context] handle in
-            try Self.pollBatch(handle, context: context, maxMessages: maxMessages, timeout: timeout, untilIdle: true)
+    /// Polls batch after batch on the poll thread until `next` returns nil or the consumer
+    /// closes, handing each batch to `deliver` there: a consumer that keeps up with the
+    /// broker, with no hop through the cooperative pool between a batch and the next.
+    ///
+    /// Each poll waits at most `timeout` for its first message, then takes what librdkafka
+    /// has already queued, up to the number `next` returned, and ends as soon as the queue
+    /// is empty (or at ``wakeUp()``). Rebalance handlers run during the polls. `next` and
+    /// `deliver` run on the poll thread and must not wait for the caller: `next` may block
+    /// for a short while (to wait for room), which delays rebalance handlers as long.
+    /// - Throws: `KafkaError` when the consumer is closed or hit a fatal error.
+    public func pump(
+        timeout: Duration, next: @escaping @Sendable () -> Int?, deliver: @escaping @Sendable ([KafkaMessage]) -> Void
+    ) async throws {
+        try await perform(on: pollThread, in: [.open]) { [self, context] handle in
+            while let limit = next() {
+                guard phase.withLock({ $0 == .open }) else { throw KafkaError.closed("consumer") }
+                let messages = try Self.pollBatch(handle, context: context, maxMessages: max(limit, 1), timeout: timeout, untilIdle: true)
+                if refill.observe(queued: Int(rd_kafka_queue_length(queue.pointer))) { wakeFetchers() }
+                if !messages.isEmpty { deliver(messages) }
+            }
         }
+    }
+
+    /// Wakes librdkafka's fetchers (its broker threads) when the queue runs low after it was
+    /// full. Before librdkafka 2.2, a broker thread that found the consumer's queue at
+    /// `queued.min.messages` stops fetching and sleeps until a request of its own, a network
+    /// answer or a whole second passes; nothing the consumer does wakes it. A consumer
+    /// faster than about that many messages a second then finds the queue empty for the
+    /// rest of the second, every second. librdkafka has no call to wake them, but any request
+    /// does: a ListOffsets for the owned partitions goes to each of their leaders (answered
+    /// at once; the answer is ignored), and the fetchers refill the queue while it still
+    /// holds half. librdkafka 2.2's `fetch.queue.backoff.ms` does not make this unneeded:
+    /// its default is the same second.
+    final class Refill: Sendable {
+        /// `queued.min.messages`.
+        let threshold: Int
+        /// Whether the queue reached the threshold since the last refill.
+        private let armed = Atomic(false)
+        /// Whether a refill request is in progress.
+        let inFlight = Atomic(false)
+
+        init(threshold: Int) { self.threshold = threshold }
+
+        /// Notes the queue's length after a poll; true when the fetchers should be woken.
+        func observe(queued: Int) -> Bool {
+            if queued >= threshold {
+                armed.store(true, ordering: .relaxed)
+                return false
+            }
+            return queued < threshold / 2 && armed.exchange(false, ordering: .relaxed)
+        }
+    }
+
+    /// Sends a ListOffsets request to the leader of every owned partition, on a thread of its
+    /// own so the poll goes on meanwhile (see ``Refill``). One at a time.
+    private func wakeFetchers() {
+        guard !refill.inFlight.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let queued = refillThread.execute { [self] in
+            defer { refill.inFlight.store(false, ordering: .releasing) }
+            let owned = coordinator.assignment
+            guard !owned.isEmpty, phase.withLock({ $0 == .open }) else { return }
+            // Offsets for timestamp -1: each partition's end. Only the requests matter.
+            let list = PartitionList(owned.map { TopicPartitionOffset($0, offset: -1) })
+            _ = rd_kafka_offsets_for_times(handle.pointer, list.pointer, 1000)
+        }
+        if !queued { refill.inFlight.store(false, ordering: .releasing) }
     }
 
     private static func pollBatch(
@@ -326,6 +389,7 @@ public final class KafkaConsumer: Sendable {
             phase = .closing
             return true
         }) else { return }
+        wakeUp()  // a pump() in progress ends, and the close queued behind it runs
         let closeError: KafkaError? = try await perform(on: pollThread, in: [.closing]) {
             [coordinator, revocationTimeout] handle in
             Self.releaseAssignment(handle, coordinator, within: revocationTimeout + .seconds(5))
@@ -355,6 +419,8 @@ public final class KafkaConsumer: Sendable {
         phase.withLock { $0 = .closed }
         try await controlThread.run("consumer") {}
         controlThread.stop()
+        try await refillThread.run("consumer") {}
+        refillThread.stop()
         try await pollThread.run("consumer") { [handle, queue, context, coordinator, logger] in
             rd_kafka_queue_destroy(queue.pointer)
             Self.destroy(handle.pointer, context, coordinator, logger)

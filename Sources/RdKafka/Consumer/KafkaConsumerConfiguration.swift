@@ -36,12 +36,11 @@ public struct KafkaConsumerConfiguration: Sendable, Hashable {
     /// most `fetchMaxBytes` (`fetch.max.bytes`). A queued message keeps its whole fetch
     /// response alive, so librdkafka's defaults (100,000 messages, 64 MB, 50 MB responses
     /// from each broker) let a consumer reach hundreds of MB. Once the queue is over either
-    /// limit, librdkafka before 2.2 stops fetching for a whole second (there is no
-    /// `fetch.queue.backoff.ms` yet): a queue a consumer empties in less than that runs dry
-    /// every second. 80,000 messages is about a second of a no-op drain here (at 50,000 the
-    /// queue ran dry for 0.2-0.5 s of every second, a third of the drain's time) and keeps
-    /// its peak RSS near 150 MB. `kafka.properties` overrides all three.
-    public var prefetchMessages = 80_000
+    /// limit, librdkafka stops fetching for up to a second; ``KafkaConsumer/pump(timeout:next:deliver:)``
+    /// wakes the fetchers when its queue falls to half the message limit, so the queue need
+    /// not hold a second's worth: 40,000 messages is about 0.2 s of a no-op drain here, and
+    /// keeps its peak RSS well under 150 MB. `kafka.properties` overrides all three.
+    public var prefetchMessages = 40_000
     public var prefetchKilobytes = 32_768
     public var fetchMaxBytes = 8 * 1024 * 1024
     /// How often librdkafka reports its statistics (`statistics.interval.ms`), read by

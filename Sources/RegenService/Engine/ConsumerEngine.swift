@@ -1,4 +1,5 @@
 import CoreMetrics
+import Foundation
 import Logging
 import Orchestration
 import RdKafka
@@ -76,6 +77,8 @@ final class ConsumerEngine: Sendable {
     /// What the machine last said the poller should do, and how many records the poller
     /// has posted that the loop has not applied yet (they count against the room).
     private let mode: Mutex<(mode: Machine.PollMode, inTransit: Int)>
+    /// Rung when the loop has applied records or stops, for the poller waiting for room.
+    private let room = Doorbell()
     /// Numbers the polls; a seek's answer says which polls started after it.
     private let polls = Atomic(0)
     private let revocationIDs = Atomic(0)
@@ -172,6 +175,7 @@ final class ConsumerEngine: Sendable {
                 state.mode = newMode
                 state.inTransit -= applied
             }
+            if case .fetch = newMode { room.ring() }
             if let deadline = machine.nextDeadline, deadline != timer?.deadline {
                 timer?.task.cancel()
                 timer = (deadline, Task { [post] in
@@ -182,6 +186,7 @@ final class ConsumerEngine: Sendable {
         }
         timer?.task.cancel()
         mode.withLock { $0.mode = .stop }
+        room.ring()
         releases.withLock { releases in
             for continuation in (releases ?? [:]).values { continuation.resume() }
             releases = nil
@@ -234,32 +239,41 @@ final class ConsumerEngine: Sendable {
         }
     }
 
-    /// Fetches while the machine has room; otherwise polls only to serve rebalances.
+    /// Fetches while the machine has room; otherwise polls only to serve rebalances. Runs
+    /// on the consumer's poll thread, where the records are decoded too: the next batch is
+    /// fetched and decoded while the cycles run on the cooperative pool, and a batch never
+    /// waits there for a thread.
     private func pollLoop() async {
+        let maxBytes = orchestrator.config.maxEventBytes
+        do {
+            try await consumer.pump(timeout: .milliseconds(100)) { [self] in
+                nextPollLimit()
+            } deliver: { [self] messages in
+                mode.withLock { $0.inTransit += messages.count }
+                post.yield(.fetched(messages.map { Self.record($0, maxEventBytes: maxBytes) }, poll: polls.load(ordering: .acquiring)))
+            }
+        } catch {
+            if mode.withLock({ $0.mode }) == .stop { return }
+            post.yield(.pollFailed(error))
+        }
+    }
+
+    /// How many records the next poll may fetch, nil to stop polling; numbers the poll. On
+    /// the poll thread: while the buffer has no room, waits there for the loop to make some.
+    private func nextPollLimit() -> Int? {
         while true {
             let (current, inTransit) = mode.withLock { ($0.mode, $0.inTransit) }
             let limit: Int
             switch current {
-            case .stop: return
+            case .stop: return nil
             case .fetch(let room) where room > inTransit: limit = room - inTransit
             case .fetch, .waitForRoom:
-                try? await Task.sleep(for: .milliseconds(2))
+                room.wait(atMost: .milliseconds(2))
                 continue
             case .serveOnly: limit = 100
             }
-            let poll = polls.add(1, ordering: .acquiringAndReleasing).newValue
-            do {
-                let messages = try await consumer.pollQueued(maxMessages: max(limit, 1), timeout: .milliseconds(100))
-                guard !messages.isEmpty else { continue }
-                mode.withLock { $0.inTransit += messages.count }
-                // Decoded here, while the cycles in flight run, rather than when their cycle starts.
-                let maxBytes = orchestrator.config.maxEventBytes
-                post.yield(.fetched(messages.map { Self.record($0, maxEventBytes: maxBytes) }, poll: poll))
-            } catch {
-                if mode.withLock({ $0.mode }) == .stop { return }
-                post.yield(.pollFailed(error))
-                return
-            }
+            polls.add(1, ordering: .acquiringAndReleasing)
+            return limit
         }
     }
 
@@ -327,4 +341,26 @@ final class ConsumerEngine: Sendable {
 
 extension EngineMachine.Event {
     fileprivate var isCycleFinished: Bool { if case .cycleFinished = self { true } else { false } }
+}
+
+/// Wakes a thread that waits for something another one does. A ring while nobody waits
+/// is kept for the next wait, so one between a check and the wait after it is not lost.
+final class Doorbell: @unchecked Sendable {  // `rung` is only touched with `condition` held
+    private let condition = NSCondition()
+    private var rung = false
+
+    func ring() {
+        condition.lock()
+        rung = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Returns at the next ring (at once if one is kept), or after `limit`.
+    func wait(atMost limit: Duration) {
+        condition.lock()
+        if !rung { _ = condition.wait(until: Date(timeIntervalSinceNow: Double(limit.components.attoseconds) / 1e18 + Double(limit.components.seconds))) }
+        rung = false
+        condition.unlock()
+    }
 }
