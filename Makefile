@@ -1,5 +1,5 @@
 # regen — the two commands a fresh machine needs: `make demo` and `make test`.
-# Both install the system packages they need (librdkafka-dev, libsqlite3-dev, pkg-config, kcat) when missing;
+# Both install the system packages they need (librdkafka-dev, libjemalloc-dev, libsqlite3-dev, pkg-config, kcat) when missing;
 # make test also installs prometheus (its promtool checks /metrics, its server scrapes a drain).
 
 SWIFT ?= swift
@@ -11,9 +11,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # libsqlite3-dev is the template processor's subject store (GRDB links the system SQLite).
 deps:
 	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists rdkafka || ! pkg-config --exists sqlite3 \
-		|| ! command -v kcat >/dev/null 2>&1; then \
-		echo "installing librdkafka-dev, libsqlite3-dev, pkg-config and kcat"; \
-		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librdkafka-dev libsqlite3-dev pkg-config kcat; \
+		|| ! pkg-config --exists jemalloc || ! command -v kcat >/dev/null 2>&1; then \
+		echo "installing librdkafka-dev, libjemalloc-dev, libsqlite3-dev, pkg-config and kcat"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librdkafka-dev libjemalloc-dev libsqlite3-dev pkg-config kcat; \
 	fi
 
 # Debian's prometheus package (server and promtool, 2.42) for the operations tests.
@@ -32,7 +32,7 @@ build: deps
 # processes run one at a time after them (on 2 cores, a dozen clusters and their regen
 # processes at once can starve a member past its session timeout and fail a test that
 # demands zero duplicates); the benchmark harness's own test runs last, alone.
-BROKER_SUITES := OperationsTests|EmbeddedClusterTests|ConsumerTests|ProducerTests|LostAssignmentTests|RebalanceTests|DroppedConsumerTests|DeadLetterOutageTests|RebalanceAndCommitTests|BrokerControlTests|ChaosTests|SlowDownstreamTests|BrokerOutageTests|CommitOutageTests|RebalanceStormTests|PoisonInputTests|ScaleOutBenchmark|DeliveryTests|TemplatePoisonTests|TemplateCrashTests|ResilienceTests|TelemetryOutageTests
+BROKER_SUITES := OperationsTests|PumpBrokerTests|EmbeddedClusterTests|ConsumerTests|ProducerTests|LostAssignmentTests|RebalanceTests|DroppedConsumerTests|DeadLetterOutageTests|RebalanceAndCommitTests|BrokerControlTests|ChaosTests|SlowDownstreamTests|BrokerOutageTests|CommitOutageTests|RebalanceStormTests|PoisonInputTests|ScaleOutBenchmark|DeliveryTests|TemplatePoisonTests|TemplateCrashTests|ResilienceTests|TelemetryOutageTests
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip "BenchHarnessTests|$(BROKER_SUITES)"

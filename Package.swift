@@ -37,6 +37,11 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"]), .brew(["librdkafka"])]
         ),
+        // jemalloc for the regen executable on Linux, with its settings (allocator.c says why).
+        .target(
+            name: "RegenAllocator",
+            linkerSettings: [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
+        ),
         .target(
             name: "RdKafka",
             dependencies: [
@@ -89,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "regen",
             dependencies: [
-                "RdKafka", "RegenService", "Orchestration", "Regeneration",
+                "RdKafka", "RegenService", "Orchestration", "Regeneration", "RegenAllocator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

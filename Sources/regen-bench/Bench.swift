@@ -9,13 +9,14 @@ struct RegenBench: AsyncParsableCommand {
         commandName: "regen-bench",
         abstract: "Measure regen against baselines taken in the same run (make bench, make soak).",
         discussion: """
-            Starts `regen broker` (an embedded 3-broker cluster in its own process) and drives \
+            Starts an embedded 3-broker cluster in a process of its own (`regen-bench broker`, \
+            which keeps the system's allocator where regen links jemalloc) and drives \
             the `regen` binary found next to this one as a user would, measuring from outside: \
             committed offsets read by an independent consumer, resident memory from /proc, the \
             processor's ledger for latency. The orchestrator and decoder scenarios run in this \
             process. Prints a table and writes the results as JSON and the scaling chart as SVG.
             """,
-        subcommands: [Measure.self, Soak.self], defaultSubcommand: Measure.self)
+        subcommands: [Measure.self, Soak.self, BenchBroker.self], defaultSubcommand: Measure.self)
 }
 
 /// Options every subcommand shares.
@@ -148,7 +149,7 @@ final class Bench {
         var logger = Logger(label: "regen-bench")
         logger.logLevel = .critical
         self.logger = logger
-        broker = try await BrokerProcess.start(regen: regen, topics: [])
+        broker = try await BrokerProcess.start()
         revision = await offThePool { Report.gitRevision() }
     }
 

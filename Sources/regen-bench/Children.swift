@@ -2,26 +2,26 @@ import Foundation
 import Logging
 import RdKafka
 
-/// `regen broker` in its own process: the embedded cluster the benchmark's `regen run`
-/// processes and its own clients talk to, so the broker's CPU is not the harness's.
+/// `regen-bench broker` (``BenchBroker``) in its own process: the embedded cluster the
+/// benchmark's `regen run` processes and its own clients talk to.
 final class BrokerProcess {
     private let process = Process()
     private let input = Pipe()
     private let output = Pipe()
     private(set) var bootstrapServers = ""
 
-    /// Starts `regen broker` with `topics` (`NAME:PARTITIONS`) and reads its bootstrap line.
-    static func start(regen: URL, brokers: Int = 3, topics: [String]) async throws -> BrokerProcess {
+    /// Starts `regen-bench broker` (this executable) and reads its bootstrap line.
+    static func start(brokers: Int = 3) async throws -> BrokerProcess {
         let broker = BrokerProcess()
-        broker.process.executableURL = regen
-        broker.process.arguments = ["broker", "--brokers", String(brokers)] + topics.flatMap { ["--topic", $0] }
+        broker.process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        broker.process.arguments = ["broker", "--brokers", String(brokers)]
         broker.process.standardInput = broker.input
         broker.process.standardOutput = broker.output
         broker.process.standardError = FileHandle.nullDevice
         try broker.process.run()
         guard let line = await broker.readLine(), line.contains(":") else {
             broker.process.terminate()
-            throw BenchError("regen broker did not print its bootstrap servers")
+            throw BenchError("regen-bench broker did not print its bootstrap servers")
         }
         broker.bootstrapServers = line
         return broker
@@ -35,7 +35,7 @@ final class BrokerProcess {
     func control(_ command: String) async throws {
         input.fileHandleForWriting.write(Data((command + "\n").utf8))
         guard let answer = await readLine(), answer == "ok" else {
-            throw BenchError("regen broker refused '\(command)'")
+            throw BenchError("regen-bench broker refused '\(command)'")
         }
     }
 
@@ -54,7 +54,7 @@ final class BrokerProcess {
 
     func stop() {
         guard process.isRunning else { return }
-        process.interrupt()
+        process.terminate()
         process.waitUntilExit()
     }
 

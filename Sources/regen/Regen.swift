@@ -16,7 +16,6 @@ struct Regen: AsyncParsableCommand {
     )
 
     static func main() async {
-        Librdkafka.tuneMalloc()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -1,11 +1,19 @@
 /// A record of a cycle after decoding: a change event to process, or invalid input
-/// headed for the dead-letter sink.
-struct PlannedRecord: Sendable {
+/// headed for the dead-letter sink. A class: dispatch, completion and progress pass
+/// records around, and a copy of a reference is one retain where a copy of the record and
+/// its event is one for each of their strings, arrays and maps.
+final class PlannedRecord: Sendable {
     /// Where the record is in its cycle.
     let index: Int
     let record: CycleRecord
     /// The event, or why the record is not one.
     let content: Result<ChangeEvent, InvalidChangeEvent>
+
+    init(index: Int, record: CycleRecord, content: Result<ChangeEvent, InvalidChangeEvent>) {
+        self.index = index
+        self.record = record
+        self.content = content
+    }
 }
 
 /// The records of one key, in the order they were read: they run one after another.
