@@ -359,7 +359,7 @@ final class Doorbell: @unchecked Sendable {  // `rung` is only touched with `con
     /// Returns at the next ring (at once if one is kept), or after `limit`.
     func wait(atMost limit: Duration) {
         condition.lock()
-        if !rung { _ = condition.wait(until: Date(timeIntervalSinceNow: Double(limit.components.attoseconds) / 1e18 + Double(limit.components.seconds))) }
+        if !rung { _ = condition.wait(until: Date(timeIntervalSinceNow: limit.seconds)) }
         rung = false
         condition.unlock()
     }
