@@ -16,9 +16,9 @@ struct BenchBroker: AsyncParsableCommand {
         commandName: "broker",
         abstract: "The benchmark's embedded cluster (started by the scenarios; not for direct use).",
         discussion: """
-            Prints the bootstrap string on the first line of standard output, then reads one \
-            command per line on standard input, `topic NAME PARTITIONS`, and answers each with \
-            "ok" or "error: ..." on standard output. Ends at the end of its input (the harness stops it with SIGTERM).
+            Prints the bootstrap string on the first line of standard output, then serves the \
+            control commands of `regen broker` (see its help) on standard input until its end \
+            (the harness stops it with SIGTERM).
             """,
         shouldDisplay: false)
 
@@ -35,21 +35,7 @@ struct BenchBroker: AsyncParsableCommand {
         logger.logLevel = .warning
         let cluster = try EmbeddedCluster(brokers: brokers, logger: logger)
         FileHandle.standardOutput.write(Data((cluster.bootstrapServers + "\n").utf8))
-        while let line = await offThePool({ readLine() }) {
-            let words = line.split(separator: " ")
-            let answer: String
-            if words.count == 3, words[0] == "topic", let partitions = Int(words[2]), partitions >= 1 {
-                do {
-                    try await cluster.createTopic(String(words[1]), partitions: partitions)
-                    answer = "ok"
-                } catch {
-                    answer = "error: \(error)"
-                }
-            } else {
-                answer = "error: unknown command '\(line)'; the only one is: topic NAME PARTITIONS"
-            }
-            FileHandle.standardOutput.write(Data((answer + "\n").utf8))
-        }
+        await cluster.serveControlCommands()
         withExtendedLifetime(cluster) {}
     }
 }

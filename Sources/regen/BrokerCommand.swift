@@ -47,7 +47,8 @@ struct BrokerCommand: AsyncParsableCommand {
         }
         // Unbuffered, so a script reading the first line gets it at once.
         FileHandle.standardOutput.write(Data((cluster.bootstrapServers + "\n").utf8))
-        serveControlCommands(for: cluster)
+        // Not awaited: the cluster runs until a signal, also after its input ends.
+        Task { await cluster.serveControlCommands() }
         await waitForTermination()
         withExtendedLifetime(cluster) {}
     }

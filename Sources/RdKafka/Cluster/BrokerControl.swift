@@ -1,8 +1,8 @@
 import Foundation
-import RdKafka
 
-/// A control command for `regen broker`, one per line on standard input.
-enum BrokerControl: Equatable {
+/// A control command for an ``EmbeddedCluster`` run as a process of its own (`regen broker`,
+/// `regen-bench broker`), one per line on standard input.
+public enum BrokerControl: Equatable, Sendable {
     case down(broker: Int)
     case up(broker: Int)
     case roundTripTime(broker: Int, milliseconds: Int)
@@ -11,14 +11,14 @@ enum BrokerControl: Equatable {
     case topic(name: String, partitions: Int)
     case leader(TopicPartition, broker: Int)
 
-    static let usage = """
+    public static let usage = """
         down N | up N | rtt N MS | errors API CODE[,CODE...] | clear API | topic NAME PARTITIONS | leader TOPIC PARTITION N
         (API: \(KafkaAPIKey.allCases.map(\.description).joined(separator: ", ")); CODE: a librdkafka error name such as REQUEST_TIMED_OUT)
         """
 
     /// Parses one line.
     /// - Throws: a message naming what is wrong and what is allowed.
-    init(parsing line: String) throws(BrokerControlError) {
+    public init(parsing line: String) throws(BrokerControlError) {
         let words = line.split(separator: " ").map(String.init)
         func int(_ index: Int) throws(BrokerControlError) -> Int {
             guard index < words.count, let value = Int(words[index]) else {
@@ -57,7 +57,7 @@ enum BrokerControl: Equatable {
 
     /// Applies the command to `cluster`.
     /// - Throws: `KafkaError` when the cluster refuses it.
-    func apply(to cluster: EmbeddedCluster) async throws {
+    public func apply(to cluster: EmbeddedCluster) async throws {
         switch self {
         case .down(let broker): try await cluster.takeDown(broker: broker)
         case .up(let broker): try await cluster.bringUp(broker: broker)
@@ -71,15 +71,25 @@ enum BrokerControl: Equatable {
 }
 
 /// A control line that could not be understood.
-struct BrokerControlError: Error, CustomStringConvertible {
-    let description: String
+public struct BrokerControlError: Error, CustomStringConvertible {
+    public let description: String
     init(_ description: String) { self.description = description }
 }
 
-/// Reads control commands from standard input on a dedicated thread (reading blocks),
-/// applies each, and answers `ok` or `error: ...` on standard output. Ends at EOF.
-func serveControlCommands(for cluster: EmbeddedCluster) {
-    Thread.detachNewThread {
+extension EmbeddedCluster {
+    /// Reads control commands (``BrokerControl``) from standard input on a thread of its
+    /// own (reading blocks), applies each, and answers `ok` or `error: ...` on standard
+    /// output. Returns at the end of the input.
+    public func serveControlCommands() async {
+        await withCheckedContinuation { (ended: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread { [self] in
+                serveControlCommandsUntilEOF()
+                ended.resume()
+            }
+        }
+    }
+
+    private func serveControlCommandsUntilEOF() {
         while let line = readLine() {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             guard !trimmed.isEmpty, !trimmed.hasPrefix("#") else { continue }
@@ -87,7 +97,7 @@ func serveControlCommands(for cluster: EmbeddedCluster) {
             let reply = ReplyBox()
             Task {
                 do {
-                    try await BrokerControl(parsing: trimmed).apply(to: cluster)
+                    try await BrokerControl(parsing: trimmed).apply(to: self)
                     reply.text = "ok"
                 } catch {
                     reply.text = "error: \(error)"
