@@ -60,8 +60,7 @@ struct PumpBrokerTests {
         let test = try TestCluster(brokers: 1)
         let topic = uniqueName("pump-close")
         try await test.cluster.createTopic(topic, partitions: 1)
-        let consumer = try KafkaConsumer(configuration: test.consumerConfiguration(group: uniqueName("group")), logger: test.logger)
-        try await consumer.subscribe([topic])
+        let consumer = try await test.consumer(group: uniqueName("group"), topics: [topic])
         let started = Atomic(false)
         let pump = Task {
             try await consumer.pump(timeout: .milliseconds(100)) {
