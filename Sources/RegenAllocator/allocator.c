@@ -5,7 +5,7 @@
 // each thread from an arena of its own, and a free from another thread takes the owning
 // arena's lock, which the decoding thread holds as it allocates: a no-op drain spent about
 // 40 % of its CPU in malloc, free and the futex waits behind them. jemalloc frees across
-// threads without that lock (BENCHMARKS.md, "The allocator").
+// threads without that lock (BENCHMARKS.md, "Three stalls in a row, and the allocator").
 //
 // jemalloc reads its settings from this symbol when the process starts; MALLOC_CONF in the
 // environment still overrides them. Two arenas, for two cores' worth of threads, and
